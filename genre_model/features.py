@@ -1,0 +1,63 @@
+"""The log-mel front end, as a module inside every model so the preprocessing ships with the weights."""
+
+from __future__ import annotations
+
+import torch
+import torchaudio
+from torch import nn
+
+
+class LogMel(nn.Module):
+    """Waveform ``(batch, samples)`` -> log-mel ``(batch, n_mels, frames)`` in dB relative to each item's peak.
+
+    Equivalent to ``librosa.power_to_db(librosa.feature.melspectrogram(y, sr, n_fft=..., hop_length=...,
+    n_mels=..., fmin=..., fmax=...), ref=np.max, top_db=top_db)``: Slaney mel scale and norm, centred
+    frames, zero padding. Values lie in ``[-top_db, 0]``; referencing each item's peak makes the features
+    independent of the recording level (a classroom mic is never at GTZAN's level).
+    ``frames = samples // hop_length + 1``.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        n_fft: int,
+        hop_length: int,
+        n_mels: int,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        top_db: float = 80.0,
+    ):
+        super().__init__()
+        self.top_db = top_db
+        self.melspec = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            f_min=f_min,
+            f_max=f_max,
+            n_mels=n_mels,
+            power=2.0,
+            center=True,
+            pad_mode="constant",
+            norm="slaney",
+            mel_scale="slaney",
+        )
+        self.power_to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=None)
+        # The STFT window and mel filters follow from the config: rebuild them, don't store them with weights.
+        for module in self.modules():
+            module._non_persistent_buffers_set.update(name for name, _ in module.named_buffers(recurse=False))
+
+    @property
+    def mel_frequencies(self) -> torch.Tensor:
+        """Centre frequency in Hz of each mel band, lowest first (for plot axes)."""
+        import librosa  # imported here: only plots need it, and it is slow to import
+
+        scale = self.melspec.mel_scale
+        f_max = scale.f_max if scale.f_max is not None else scale.sample_rate / 2
+        edges = librosa.mel_frequencies(scale.n_mels + 2, fmin=scale.f_min, fmax=f_max)
+        return torch.from_numpy(edges[1:-1]).float()
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        db = self.power_to_db(self.melspec(waveform))  # (batch, n_mels, frames)
+        db = db - db.amax(dim=(-2, -1), keepdim=True)  # per item, not across the batch
+        return db.clamp(min=-self.top_db)

@@ -1,0 +1,128 @@
+"""Plotly figures for the app and the evaluation report. Everything is downsampled to a few thousand points
+so the browser stays fast whatever the clip length."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .inference import Prediction, Segment
+
+# One fixed colour per genre, so a genre looks the same in every figure.
+GENRE_COLORS = {
+    "blues": "#1f77b4", "classical": "#8c564b", "country": "#bcbd22", "disco": "#e377c2", "hiphop": "#7f7f7f",
+    "jazz": "#ff7f0e", "metal": "#d62728", "pop": "#17becf", "reggae": "#2ca02c", "rock": "#9467bd",
+}  # fmt: skip
+MAX_POINTS = 2000
+_LAYOUT = dict(margin=dict(l=60, r=20, t=40, b=40), template="plotly_white")
+
+
+def _color(genre: str) -> str:
+    return GENRE_COLORS.get(genre, "#636efa")
+
+
+def waveform_figure(samples: np.ndarray, sample_rate: int, duration_s: float | None = None) -> go.Figure:
+    """Min/max envelope of ``samples`` in at most ``MAX_POINTS`` bins. When the input was longer than what
+    was analyzed (``duration_s``), the analyzed part is shaded and the axis runs to the full length."""
+    bins = min(MAX_POINTS, len(samples))
+    edges = np.linspace(0, len(samples), bins + 1).astype(int)
+    lo = np.minimum.reduceat(samples, edges[:-1])
+    hi = np.maximum.reduceat(samples, edges[:-1])
+    t = edges[:-1] / sample_rate
+    analyzed_s = len(samples) / sample_rate
+    fig = go.Figure(
+        [
+            go.Scatter(x=t, y=hi, mode="lines", line=dict(width=0.5, color="#4c78a8"), hoverinfo="skip"),
+            go.Scatter(
+                x=t, y=lo, mode="lines", line=dict(width=0.5, color="#4c78a8"), fill="tonexty", hoverinfo="skip"
+            ),
+        ]
+    )
+    total = max(duration_s or analyzed_s, analyzed_s)
+    fig.add_vrect(x0=0, x1=analyzed_s, fillcolor="#4c78a8", opacity=0.08, line_width=0)
+    if total > analyzed_s + 1e-3:
+        fig.add_annotation(x=(analyzed_s + total) / 2, y=0, text="not analyzed", showarrow=False)
+    fig.update_layout(title="Waveform", showlegend=False, height=220, **_LAYOUT)
+    fig.update_xaxes(title="time (s)", range=[0, total])
+    fig.update_yaxes(title="amplitude", range=[-1.05, 1.05] if np.abs(samples).max() <= 1 else None)
+    return fig
+
+
+def spectrogram_figure(logmel: np.ndarray, frame_times_s: np.ndarray, mel_hz: np.ndarray) -> go.Figure:
+    """The log-mel (dB re. peak) exactly as the network received it, mel bands on a Hz axis."""
+    step = max(1, int(np.ceil(logmel.shape[1] / MAX_POINTS)))
+    if step > 1:  # max-pool in time so short loud events stay visible
+        n = logmel.shape[1] // step * step
+        logmel, frame_times_s = logmel[:, :n].reshape(logmel.shape[0], -1, step).max(axis=2), frame_times_s[:n:step]
+    ticks = [i for i in range(0, len(mel_hz), max(1, len(mel_hz) // 8))]
+    fig = go.Figure(
+        go.Heatmap(
+            z=logmel,
+            x=frame_times_s,
+            y=np.arange(len(mel_hz)),
+            colorscale="Magma",
+            colorbar=dict(title="dB"),
+            customdata=np.repeat(mel_hz[:, None], logmel.shape[1], axis=1),
+            hovertemplate="%{x:.2f} s, %{customdata:.0f} Hz: %{z:.0f} dB<extra></extra>",
+        )
+    )
+    fig.update_layout(title="Log-mel spectrogram (model input)", height=300, **_LAYOUT)
+    fig.update_xaxes(title="time (s)")
+    fig.update_yaxes(title="frequency (Hz)", tickvals=ticks, ticktext=[f"{mel_hz[i]:.0f}" for i in ticks])
+    return fig
+
+
+def probability_figure(probabilities: dict[str, float], title: str = "Genre probabilities") -> go.Figure:
+    """Horizontal bars, most likely genre on top, in percent."""
+    ranked = sorted(probabilities.items(), key=lambda kv: kv[1])
+    genres, probs = [g for g, _ in ranked], [100 * p for _, p in ranked]
+    fig = go.Figure(
+        go.Bar(
+            x=probs, y=genres, orientation="h", marker_color=[_color(g) for g in genres],
+            text=[f"{p:.1f}%" for p in probs], textposition="outside", cliponaxis=False,
+        )
+    )  # fmt: skip
+    fig.update_layout(title=title, height=340, **_LAYOUT)
+    fig.update_xaxes(title="probability (%)", range=[0, 110])
+    return fig
+
+
+def timeline_figure(segments: list[Segment], genres: list[str], title: str = "Genre over time") -> go.Figure:
+    """Stacked probabilities per window: how the decision moves through the clip."""
+    t = [(s.start_s + s.end_s) / 2 for s in segments]
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=t, y=[100 * s.probabilities[g] for s in segments], name=g, mode="lines", stackgroup="p",
+                line=dict(width=0.5, color=_color(g)),
+            )
+            for g in genres
+        ]
+    )  # fmt: skip
+    fig.update_layout(title=title, height=260, legend=dict(orientation="h", y=-0.3), **_LAYOUT)
+    fig.update_xaxes(title="time (s)")
+    fig.update_yaxes(title="%", range=[0, 100])
+    return fig
+
+
+def prediction_figures(prediction: Prediction, samples: np.ndarray, sample_rate: int, mel_hz: np.ndarray) -> dict:
+    """All the Analyze tab's figures for one prediction (made ``with_features=True``)."""
+    return {
+        "waveform": waveform_figure(samples, sample_rate, prediction.duration_s),
+        "spectrogram": spectrogram_figure(prediction.logmel, prediction.frame_times_s, mel_hz),
+        "probabilities": probability_figure(prediction.probabilities),
+        "timeline": timeline_figure(prediction.segments, list(prediction.probabilities))
+        if prediction.segments
+        else None,
+    }
+
+
+def confusion_figure(confusion: list[list[int]], genres: list[str], title: str = "Confusion matrix") -> go.Figure:
+    z = np.asarray(confusion)
+    fig = go.Figure(
+        go.Heatmap(z=z, x=genres, y=genres, colorscale="Blues", text=z, texttemplate="%{text}", showscale=False)
+    )
+    fig.update_layout(title=title, height=520, width=600, **_LAYOUT)
+    fig.update_xaxes(title="predicted")
+    fig.update_yaxes(title="true", autorange="reversed")
+    return fig
