@@ -52,11 +52,12 @@ def load_models(model: str | None, device: str | None) -> AppModels:
 def _classify(classifier: GenreClassifier, audio, with_features: bool = False) -> Prediction:
     """Run the model; turn bad input into a short message for the user, never a stack trace."""
     if audio is None:
-        raise gr.Error("No audio yet: upload a file or record a clip first.")
+        raise gr.Error("No audio yet: upload a file or record a clip first.", print_exception=False)
     try:
         return classifier.predict(audio, with_features=with_features)
-    except AudioError as err:
-        raise gr.Error(str(err)) from None
+    except AudioError as err:  # the user's input, not our bug: one log line, no traceback
+        log.info("rejected input: %s", err)
+        raise gr.Error(str(err), print_exception=False) from None
     except Exception:  # noqa: BLE001 - keep serving; the log gets the details, the user a plain message
         log.exception("prediction failed")
         raise gr.Error("Something went wrong while analyzing this clip. Try another file.") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import re
 from collections import Counter
@@ -66,7 +67,7 @@ def split_clips(
     for genre in sorted({c.genre for c in clips}):
         members = [c for c in clips if c.genre == genre]
         rng.shuffle(members)
-        n_valid, n_test = (round(f * len(members)) for f in fractions)
+        n_valid, n_test = (math.ceil(f * len(members)) for f in fractions)  # small genres keep one of each
         splits["valid"] += members[:n_valid]
         splits["test"] += members[n_valid : n_valid + n_test]
         splits["train"] += members[n_valid + n_test :]

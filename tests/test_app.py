@@ -1,0 +1,145 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+
+import app
+from genre_model.inference import GenreClassifier
+from genre_model.models import GENRES
+from tests.conftest import chirp, noise
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def models(random_model_dir):
+    main = GenreClassifier.from_pretrained(random_model_dir, device="cpu")
+    other = GenreClassifier.from_pretrained(random_model_dir, device="cpu")
+    return app.AppModels(main, {"main": main, "other": other})
+
+
+def test_analyze_handler_outputs(models, write_audio):
+    path = write_audio("clip.wav", noise(8.0))
+    facts, label, bars, waveform, spectrogram, timeline = app.analyze(models, str(path))
+    expected = models.main.predict(str(path))
+    assert "8.0 s analyzed" in facts and "chunk-cnn-random" in facts and "ms" in facts
+    assert list(label) == [g for g, _ in expected.top(3)]
+    assert np.allclose(sorted(bars.data[0].x), sorted(100 * p for p in expected.probabilities.values()))
+    assert waveform.layout.xaxis.title.text == "time (s)"
+    assert spectrogram.data[0].z.shape[0] == 128
+    assert timeline.visible and len(json.loads(timeline.value["plot"])["data"]) == 10  # one trace per genre
+
+
+def test_analyze_rejects_bad_input_with_a_short_message(models, tmp_path):
+    junk = tmp_path / "photo.wav"
+    junk.write_bytes(b"\xff\xd8\xff\xe0" + bytes(3000))
+    with pytest.raises(gr.Error, match="not an audio file"):
+        app.analyze(models, str(junk))
+    with pytest.raises(gr.Error, match="No audio"):
+        app.analyze(models, None)
+
+
+def test_compare_handler_runs_every_model(models, write_audio):
+    outputs = app.compare(models, str(write_audio("c.wav", chirp(4.0))))
+    assert len(outputs) == 4 and all(isinstance(o, dict) for o in outputs[::2])
+
+
+def test_live_handler_follows_48k_int16_chunks(models):
+    pcm = (noise(4.0, sr=48_000) * 32767).astype(np.int16)
+    state = None
+    for i in range(0, len(pcm), 48_000):  # one chunk per second, as stream_every=1.0 sends
+        state, status, label, bars, timeline = app.live_step(models, state, (48_000, pcm[i : i + 48_000]))
+    assert "Listening: last 4.0 s" in status and len(label) == 3
+    assert len(state.history) == 4 and len(timeline.data) == 10
+    # silence: a message, not an exception
+    state, status, *_ = app.live_step(models, None, (48_000, np.zeros(48_000, np.int16)))
+    assert "silent" in status
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(random_model_dir):
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--model", str(random_model_dir)], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail("app exited at start-up:\n" + proc.stdout.read())
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("app did not start within 90 s")
+    yield url
+    proc.terminate()
+    output = proc.communicate(timeout=30)[0]
+    assert "Traceback" not in output, output[-3000:]
+
+
+def test_server_classify_endpoint_and_recovery(server, write_audio, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False)
+    facts, label, bars, waveform, spectrogram, timeline = client.predict(
+        handle_file(str(write_audio("clip.wav", chirp(5.0)))), api_name="/classify"
+    )
+    assert "5.0 s analyzed" in facts and len(label["confidences"]) == 3
+    assert label["label"] == label["confidences"][0]["label"]
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(os.urandom(4000))
+    with pytest.raises(Exception, match="not an audio file"):
+        client.predict(handle_file(str(junk)), api_name="/classify")
+    # still serving after the bad upload
+    facts, *_ = client.predict(handle_file(str(write_audio("again.wav", noise(2.0)))), api_name="/classify")
+    assert "2.0 s analyzed" in facts
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (apt-get install chromium)")
+def test_browser_upload_shows_bars_and_spectrogram(server, write_audio, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    clip = write_audio("browser clip.wav", chirp(6.0))
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(server)
+        page.locator("input[type=file]").first.set_input_files(str(clip))
+        start = time.perf_counter()
+        page.wait_for_selector("text=s analyzed", timeout=60_000)
+        page.wait_for_selector(".js-plotly-plot .barlayer .point", timeout=30_000)  # the probability bars
+        page.wait_for_selector(".js-plotly-plot .heatmaplayer, .js-plotly-plot image", timeout=30_000)
+        elapsed = time.perf_counter() - start
+        label_text = page.locator("[data-testid='label-output-value']").first.inner_text()
+        shot = Path(os.environ.get("SCREENSHOT_DIR", tmp_path)) / "analyze.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    print(f"browser: upload to bars and spectrogram in {elapsed:.2f} s; screenshot {shot}")
+    assert label_text.strip().splitlines()[0] in GENRES  # the top genre is shown
+    assert shot.stat().st_size > 20_000

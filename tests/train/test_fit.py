@@ -1,0 +1,73 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from genre_model.inference import GenreClassifier
+from tests.conftest import SHARED, chirp, needs_shared, noise, tone
+from train.fit import parse_args, train
+
+GENRES3 = ["blues", "classical", "metal"]
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    """Three genres of generated audio that a network can tell apart: tones, chirps, noise."""
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("tiny-gtzan")
+    makers = {"blues": lambda i: tone(150 + 20 * i, 3.0), "classical": lambda i: chirp(3.0, f0=300 + 50 * i),
+              "metal": lambda i: noise(3.0, seed=i)}  # fmt: skip
+    for genre, make in makers.items():
+        (root / genre).mkdir()
+        for i in range(8):
+            sf.write(root / genre / f"{genre}.{i:05d}.wav", make(i), 22_050)
+    return root
+
+
+def test_training_end_to_end_then_evaluate(tiny_dataset, tmp_path):
+    out = tmp_path / "model"
+    args = ["--model", "chunk-cnn", "--data", str(tiny_dataset), "--out", str(out), "--epochs", "3",
+            "--batch-size", "8", "--crops-per-clip", "2", "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]  # fmt: skip
+    metrics = train(parse_args(args))
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["epochs_run"] == 3 and len(saved["history"]) == 3
+    assert saved["clips"]["train"] == {g: 6 for g in GENRES3} and saved["clips"]["valid"] == {g: 1 for g in GENRES3}
+    assert set(saved["valid"]) >= {"accuracy", "accuracy_ci95", "balanced_accuracy", "per_genre", "confusion"}
+    assert metrics["best_epoch"] in (1, 2, 3)
+    classifier = GenreClassifier.from_pretrained(out, device="cpu")  # the saved model loads and predicts
+    assert classifier.predict(tiny_dataset / "metal" / "metal.00000.wav").genre in classifier.genres
+
+    result = subprocess.run(
+        [sys.executable, "-m", "train.evaluate", "--model", str(out), "--data", str(tiny_dataset), "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["n_clips"] == 24 and sum(map(sum, scores["confusion"])) == 24
+    assert (out / "confusion-all.html").stat().st_size > 10_000
+
+
+def test_same_seed_same_run(tiny_dataset, tmp_path):
+    def run(name):
+        args = ["--model", "ffnn", "--data", str(tiny_dataset), "--out", str(tmp_path / name), "--epochs", "2",
+                "--batch-size", "8", "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]  # fmt: skip
+        return [(h["train_loss"], h["valid_loss"]) for h in train(parse_args(args))["history"]]
+
+    assert run("a") == run("b")
+
+
+@needs_shared
+def test_training_on_a_handful_of_real_clips(tmp_path):
+    data = tmp_path / "real"
+    for genre in ("blues", "classical", "metal"):
+        (data / genre).mkdir(parents=True)
+        for path in sorted((SHARED / "gtzan" / "audio" / genre).iterdir())[:3]:
+            shutil.copy(path, data / genre / path.name)
+    args = ["--model", "chunk-cnn", "--data", str(data), "--out", str(tmp_path / "m"), "--epochs", "1",
+            "--batch-size", "4", "--crops-per-clip", "1", "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    metrics = train(parse_args(args))
+    assert metrics["clips"]["train"] == {g: 1 for g in ("blues", "classical", "metal")}  # 3 clips: 1 train, 1 valid, 1 test
+    assert metrics["clips"]["valid"] == {g: 1 for g in ("blues", "classical", "metal")}

@@ -1,0 +1,76 @@
+"""``python -m train.evaluate --model weights/NAME --data DIR [--split-dir DIR --split valid] [--json]``
+
+Clip-level accuracy (95% CI), balanced accuracy, per-genre P/R/F1 and the confusion matrix (printed and
+saved as a plotly HTML figure). Clips are predicted exactly as users' files are: `GenreClassifier.predict`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from genre_model.audio import AudioError
+from genre_model.inference import GenreClassifier
+from genre_model.plots import confusion_figure
+
+from .data import scan_dataset, split_clips
+from .metrics import format_report, summarize
+
+
+def evaluate(classifier: GenreClassifier, clips) -> tuple[dict, list[str]]:
+    """Scores over ``clips`` (unreadable ones are skipped and listed)."""
+    genres = classifier.genres
+    y_true, y_pred, skipped = [], [], []
+    for clip in tqdm(clips, desc="evaluating", unit="clip", file=sys.stderr):
+        try:
+            prediction = classifier.predict(clip.path)
+        except AudioError:
+            skipped.append(clip.id)
+            continue
+        y_true.append(genres.index(clip.genre))
+        y_pred.append(genres.index(prediction.genre))
+    return summarize(y_true, y_pred, genres), skipped
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--model", required=True, help="model folder, Hub repo id or architecture name")
+    parser.add_argument("--data", required=True, help="folder with <genre>/<genre>.NNNNN.<ext> clips")
+    parser.add_argument("--split-dir", help="folder with {train,valid,test}_filtered.txt; without it: all clips")
+    parser.add_argument("--split", default="valid", choices=["train", "valid", "test"])
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--confusion-html", default=None, help="where to save the figure (default: beside the model)")
+    parser.add_argument("--json", action="store_true", help="print the scores as one JSON object instead")
+    args = parser.parse_args(argv)
+
+    classifier = GenreClassifier.from_pretrained(args.model, device=args.device)
+    clips = scan_dataset(args.data)
+    if args.split_dir:
+        clips = split_clips(clips, args.split_dir)[0][args.split]
+    scores, skipped = evaluate(classifier, clips)
+    scores.update(model=classifier.name, split=args.split if args.split_dir else "all", skipped=skipped)
+
+    default_html = Path(args.model) / f"confusion-{scores['split']}.html" if Path(args.model).is_dir() else None
+    html = Path(args.confusion_html) if args.confusion_html else default_html
+    if html:
+        title = f"{classifier.name} on {scores['split']}: accuracy {scores['accuracy']:.1%}"
+        confusion_figure(scores["confusion"], classifier.genres, title).write_html(html, include_plotlyjs=True)  # self-contained: opens offline
+        scores["confusion_html"] = str(html)
+    if args.json:
+        print(json.dumps(scores))
+    else:
+        print(f"{classifier.name} on {scores['split']} ({args.data})")
+        print(format_report(scores, classifier.genres))
+        if skipped:
+            print(f"skipped (unreadable): {', '.join(skipped)}")
+        if html:
+            print(f"confusion matrix figure: {html}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
