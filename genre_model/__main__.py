@@ -11,7 +11,6 @@ import sys
 
 from .audio import AudioError
 from .inference import GenreClassifier, Prediction
-from .models import ModelNotFoundError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,8 +25,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         classifier = GenreClassifier.from_pretrained(args.model, device=args.device)
-    except (ModelNotFoundError, ValueError, OSError, RuntimeError) as err:
-        print(f"error: cannot load model: {err}", file=sys.stderr)
+    except Exception as err:  # noqa: BLE001 - missing folder, unknown repo, no network: one line, no traceback
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"error: cannot load model: {reason}", file=sys.stderr)
         return 2
 
     failed = 0

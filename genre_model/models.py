@@ -3,16 +3,17 @@ and its preprocessing travels with its weights (``config.json`` + ``model.safete
 
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import safetensors.torch
 import torch
 import torchaudio
-from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from huggingface_hub import ModelCard, PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
 from . import __version__
+from .card import render_card
 from .features import LogMel
 
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
@@ -76,6 +77,12 @@ class GenreNet(
 
     def classify(self, logmel: torch.Tensor) -> torch.Tensor:  # (batch, n_mels, frames) -> (batch, n_genres)
         raise NotImplementedError
+
+    def generate_model_card(self, metrics: dict | None = None, repo_id: str | None = None) -> ModelCard:
+        """Used by ``save_pretrained``/``push_to_hub``: our card, with the training metrics when given."""
+        description = " ".join(self.__doc__.split("\n\n")[0].split())
+        n_params = sum(p.numel() for p in self.parameters())
+        return render_card(asdict(self.config), n_params, description, metrics, repo_id or self.config.arch)
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, map_location: str = "cpu", **hub_kwargs) -> "GenreNet":

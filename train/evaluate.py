@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     html = Path(args.confusion_html) if args.confusion_html else default_html
     if html:
         title = f"{classifier.name} on {scores['split']}: accuracy {scores['accuracy']:.1%}"
-        confusion_figure(scores["confusion"], classifier.genres, title).write_html(html, include_plotlyjs=True)  # self-contained: opens offline
+        figure = confusion_figure(scores["confusion"], classifier.genres, title)
+        figure.write_html(html, include_plotlyjs=True)  # self-contained: opens offline
         scores["confusion_html"] = str(html)
     if args.json:
         print(json.dumps(scores))

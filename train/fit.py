@@ -164,7 +164,8 @@ def train(cfg: TrainConfig) -> dict:
         "history": history,
     }
     out = Path(cfg.out)
-    model.cpu().save_pretrained(out)
+    (out / "README.md").unlink(missing_ok=True)  # save_pretrained keeps an existing card: replace it
+    model.cpu().save_pretrained(out, model_card_kwargs={"metrics": metrics})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(
         f"saved {out}: train acc {train_scores['accuracy']:.1%}, valid acc {valid_scores['accuracy']:.1%} "
