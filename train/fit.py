@@ -26,7 +26,7 @@ from .metrics import summarize
 ARCH_DEFAULTS = {
     "seed-cnn": dict(epochs=40, batch_size=16, lr=1e-3, crops_per_clip=1, mixup_alpha=0.0, patience=10),
     "ffnn": dict(epochs=60, batch_size=32, lr=1e-3, crops_per_clip=1, mixup_alpha=0.0, patience=15),
-    "chunk-cnn": dict(epochs=40, batch_size=32, lr=2e-3, crops_per_clip=4, mixup_alpha=0.4, patience=12),
+    "chunk-cnn": dict(epochs=30, batch_size=32, lr=1e-3, crops_per_clip=4, mixup_alpha=0.4, patience=20),
 }
 
 
@@ -57,6 +57,15 @@ def random_crops(waves: list[Waveform], idx: np.ndarray, n_samples: int, rng: np
         chunk = samples[start : start + n_samples]
         out[row, : len(chunk)] = chunk
     return torch.from_numpy(out)
+
+
+def train_step(model: GenreNet, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
+    """One optimisation step on waveforms ``x`` (batch, samples) with soft targets ``y`` (batch, genres)."""
+    loss = torch.sum(-y * F.log_softmax(model(x), dim=-1), dim=-1).mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 
 def evaluate_clips(
@@ -114,12 +123,9 @@ def train(cfg: TrainConfig) -> dict:
                 lam = float(rng.beta(cfg.mixup_alpha, cfg.mixup_alpha))
                 perm = torch.from_numpy(rng.permutation(len(idx))).to(device)
                 x, y = lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
-            loss = torch.sum(-y * F.log_softmax(model(x), dim=-1), dim=-1).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = train_step(model, optimizer, x, y)
             schedule.step()
-            running, seen = running + loss.item() * len(idx), seen + len(idx)
+            running, seen = running + loss * len(idx), seen + len(idx)
 
         scores, valid_loss = evaluate_clips(model, valid_waves, valid_labels, device)
         row = {
