@@ -27,6 +27,7 @@ from genre_model.synth import write_examples
 log = logging.getLogger("genre-app")
 COMPARE_MODELS = ("seed-cnn", "ffnn")  # the paper's networks, shown beside the default
 LIVE_WINDOW_S = 6.0
+LIVE_UPDATE_S = 0.9  # new audio between two live predictions
 CSS = "#live-label .output-class {font-size: 3.5rem !important;} #live-label {font-size: 1.6rem;}"
 
 
@@ -102,6 +103,10 @@ def live_step(models: AppModels, listener: LiveListener | None, chunk):
     listener = listener or LiveListener(models.main.sample_rate, LIVE_WINDOW_S)
     rate, samples = chunk
     listener.push(rate, samples)
+    # Browsers may send chunks far smaller than stream_every (Gradio 6 sends 0.1 s ones from a mic inside a
+    # tab): keep every chunk, but classify at most once per LIVE_UPDATE_S of new audio.
+    if listener.history and listener.heard_s - listener.history[-1].end_s < LIVE_UPDATE_S:
+        return listener, gr.skip(), gr.skip(), gr.skip(), gr.skip()
     try:
         p = listener.classify(models.main)
     except AudioError as err:  # silence or not enough audio yet: say so, keep listening

@@ -7,6 +7,15 @@ import torchaudio
 from torch import nn
 
 
+def mel_band_centres(scale: torchaudio.transforms.MelScale) -> torch.Tensor:
+    """Centre frequency in Hz of each (Slaney) mel band, lowest first: for plot axes."""
+    import librosa  # imported here: only plots need it, and it is slow to import
+
+    f_max = scale.f_max if scale.f_max is not None else scale.sample_rate / 2
+    edges = librosa.mel_frequencies(scale.n_mels + 2, fmin=scale.f_min, fmax=f_max)
+    return torch.from_numpy(edges[1:-1]).float()
+
+
 class LogMel(nn.Module):
     """Waveform ``(batch, samples)`` -> log-mel ``(batch, n_mels, frames)`` in dB relative to each item's peak.
 
@@ -47,15 +56,11 @@ class LogMel(nn.Module):
         for module in self.modules():
             module._non_persistent_buffers_set.update(name for name, _ in module.named_buffers(recurse=False))
 
+    unit = "dB"
+
     @property
     def mel_frequencies(self) -> torch.Tensor:
-        """Centre frequency in Hz of each mel band, lowest first (for plot axes)."""
-        import librosa  # imported here: only plots need it, and it is slow to import
-
-        scale = self.melspec.mel_scale
-        f_max = scale.f_max if scale.f_max is not None else scale.sample_rate / 2
-        edges = librosa.mel_frequencies(scale.n_mels + 2, fmin=scale.f_min, fmax=f_max)
-        return torch.from_numpy(edges[1:-1]).float()
+        return mel_band_centres(self.melspec.mel_scale)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         db = self.power_to_db(self.melspec(waveform))  # (batch, n_mels, frames)

@@ -15,6 +15,7 @@ from torch import nn
 from . import __version__
 from .card import render_card
 from .features import LogMel
+from .musicnn import LogCompressedMel, MusicnnBackbone
 
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -61,15 +62,12 @@ class GenreNet(
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.frontend = LogMel(
-            config.sample_rate,
-            config.n_fft,
-            config.hop_length,
-            config.n_mels,
-            config.f_min,
-            config.f_max,
-            config.top_db,
-        )
+        self.frontend = self.make_frontend(config)
+
+    @staticmethod
+    def make_frontend(config: ModelConfig) -> nn.Module:
+        c = config
+        return LogMel(c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.f_min, c.f_max, c.top_db)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """(batch, samples) -> logits (batch, n_genres)."""
@@ -198,7 +196,38 @@ class ChunkCNN(GenreNet):
         return self.head(x)
 
 
-ARCHITECTURES: dict[str, type[GenreNet]] = {"seed-cnn": SeedCNN, "ffnn": FFNN, "chunk-cnn": ChunkCNN}
+class MusicnnGenre(GenreNet):
+    """Genre head on the pretrained musicnn backbone (Pons & Serra, ISMIR 2019 LBD; Million Song Dataset tags,
+    converted by ``train.convert_musicnn``): 3 s patches of 96-band log-compressed mel at 16 kHz -> the backbone's
+    200-d penultimate features -> dropout -> dense 10. The backbone's 50 MSD tags stay available (`tags`).
+    Shapes: 96x187 -> 561x187 (front end) -> 753x187 (mid end) -> 1506 (max+mean over time) -> 200 -> 10.
+    """
+
+    @staticmethod
+    def default_config() -> ModelConfig:
+        return ModelConfig("musicnn-genre", sample_rate=16_000, n_fft=512, hop_length=256, n_mels=96, f_max=8_000.0,
+                           window_s=186 * 256 / 16_000, window_hop_s=186 * 256 / 16_000, dropout=0.3)  # fmt: skip
+
+    @staticmethod
+    def make_frontend(config: ModelConfig) -> nn.Module:
+        return LogCompressedMel(config.sample_rate, config.n_fft, config.hop_length, config.n_mels)
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self.backbone = MusicnnBackbone(config.n_mels)
+        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(200, len(config.genres)))
+
+    def classify(self, logmel: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(logmel)[1])
+
+    def tags(self, waveform: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) -> probabilities of the 50 MSD tags (`genre_model.musicnn.MSD_TAGS`)."""
+        return torch.sigmoid(self.backbone(self.frontend(waveform))[0])
+
+
+ARCHITECTURES: dict[str, type[GenreNet]] = {
+    "seed-cnn": SeedCNN, "ffnn": FFNN, "chunk-cnn": ChunkCNN, "musicnn-genre": MusicnnGenre,
+}  # fmt: skip
 
 
 def build_model(arch: str, **overrides) -> GenreNet:

@@ -17,15 +17,17 @@ from tqdm import tqdm
 
 from genre_model.audio import Waveform
 from genre_model.inference import GenreClassifier, pick_device
-from genre_model.models import ARCHITECTURES, GenreNet, build_model
+from genre_model.models import ARCHITECTURES, GenreNet, MusicnnGenre, build_model
 
 from .data import Clip, WaveformCache, genre_counts, scan_dataset, split_clips
 from .metrics import summarize
+from .probe import fit_head
 
 # Per-architecture defaults: the paper's models see whole 30 s clips, the default model many 3 s crops.
 ARCH_DEFAULTS = {
     "seed-cnn": dict(epochs=40, batch_size=16, lr=1e-3, crops_per_clip=1, mixup_alpha=0.0, patience=10),
     "ffnn": dict(epochs=60, batch_size=32, lr=1e-3, crops_per_clip=1, mixup_alpha=0.0, patience=15),
+    "musicnn-genre": dict(epochs=1, batch_size=32, lr=1e-2, crops_per_clip=1, mixup_alpha=0.0, patience=1),
     "chunk-cnn": dict(epochs=30, batch_size=32, lr=1e-3, crops_per_clip=4, mixup_alpha=0.4, patience=20),
 }
 
@@ -81,6 +83,64 @@ def evaluate_clips(
     return summarize(labels, probs.argmax(axis=1).tolist(), model.config.genres), loss
 
 
+def fit_network(model: GenreNet, cfg: TrainConfig, train_waves: list[Waveform], train_labels: list[int],
+                valid_waves: list[Waveform], valid_labels: list[int], device: torch.device,
+                rng: np.random.Generator) -> tuple[list[dict], int]:  # fmt: skip
+    """Train the whole network on random crops; leaves ``model`` at its best valid epoch."""
+    genres = model.config.genres
+    # balanced sampling: every genre is drawn equally often whatever its clip count
+    freq = np.bincount(train_labels, minlength=len(genres))
+    weights = 1.0 / freq[train_labels]
+    weights /= weights.sum()
+    steps = max(1, math.ceil(len(train_waves) * cfg.crops_per_clip / cfg.batch_size))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps)
+    labels_t = torch.tensor(train_labels)
+    t_start = time.perf_counter()
+
+    history, best, best_state, since_best, best_epoch = [], None, None, 0, 0
+    for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"training {cfg.model}", unit="epoch"):
+        model.train()
+        running, seen = 0.0, 0
+        for _ in range(steps):
+            idx = rng.choice(len(train_waves), size=cfg.batch_size, p=weights)
+            x = random_crops(train_waves, idx, model.config.window_samples, rng).to(device)
+            y = F.one_hot(labels_t[idx], len(genres)).float().to(device)
+            if cfg.mixup_alpha > 0:
+                lam = float(rng.beta(cfg.mixup_alpha, cfg.mixup_alpha))
+                perm = torch.from_numpy(rng.permutation(len(idx))).to(device)
+                x, y = lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
+            loss = train_step(model, optimizer, x, y)
+            schedule.step()
+            running, seen = running + loss * len(idx), seen + len(idx)
+
+        scores, valid_loss = evaluate_clips(model, valid_waves, valid_labels, device)
+        row = {
+            "epoch": epoch,
+            "train_loss": running / seen,
+            "valid_loss": valid_loss,
+            "valid_accuracy": scores["accuracy"],
+            "valid_balanced_accuracy": scores["balanced_accuracy"],
+            "seconds": time.perf_counter() - t_start,
+        }
+        history.append(row)
+        tqdm.write(
+            f"epoch {epoch:3d}  train loss {row['train_loss']:.3f}  valid loss {valid_loss:.3f}  "
+            f"acc {scores['accuracy']:.1%}  balanced {scores['balanced_accuracy']:.1%}"
+        )
+        key = (scores["balanced_accuracy"], -valid_loss)
+        if best is None or key > best:
+            best, best_state, since_best = key, copy.deepcopy(model.state_dict()), 0
+            best_epoch = epoch
+        else:
+            since_best += 1
+            if since_best >= cfg.patience:
+                tqdm.write(f"early stop: no better valid score for {cfg.patience} epochs")
+                break
+    model.load_state_dict(best_state)
+    return history, best_epoch
+
+
 def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -99,60 +159,15 @@ def train(cfg: TrainConfig) -> dict:
     train_labels = [genres.index(c.genre) for c in train_clips]
     valid_labels = [genres.index(c.genre) for c in valid_clips]
     counts = {name: genre_counts(data[name][0]) for name in data}
-    print(f"clips: train {len(train_clips)}, valid {len(valid_clips)}; listed but absent: {missing}")
+    print(f"clips: train {len(train_waves)}, valid {len(valid_clips)}; listed but absent: {missing}")
 
-    # balanced sampling: every genre is drawn equally often whatever its clip count
-    freq = np.bincount(train_labels, minlength=len(genres))
-    weights = 1.0 / freq[train_labels]
-    weights /= weights.sum()
-    steps = max(1, math.ceil(len(train_clips) * cfg.crops_per_clip / cfg.batch_size))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps)
-    labels_t = torch.tensor(train_labels)
-
-    history, best, best_state, since_best = [], None, None, 0
     t0 = time.perf_counter()
-    for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"training {cfg.model}", unit="epoch"):
-        model.train()
-        running, seen = 0.0, 0
-        for _ in range(steps):
-            idx = rng.choice(len(train_clips), size=cfg.batch_size, p=weights)
-            x = random_crops(train_waves, idx, model.config.window_samples, rng).to(device)
-            y = F.one_hot(labels_t[idx], len(genres)).float().to(device)
-            if cfg.mixup_alpha > 0:
-                lam = float(rng.beta(cfg.mixup_alpha, cfg.mixup_alpha))
-                perm = torch.from_numpy(rng.permutation(len(idx))).to(device)
-                x, y = lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
-            loss = train_step(model, optimizer, x, y)
-            schedule.step()
-            running, seen = running + loss * len(idx), seen + len(idx)
-
-        scores, valid_loss = evaluate_clips(model, valid_waves, valid_labels, device)
-        row = {
-            "epoch": epoch,
-            "train_loss": running / seen,
-            "valid_loss": valid_loss,
-            "valid_accuracy": scores["accuracy"],
-            "valid_balanced_accuracy": scores["balanced_accuracy"],
-            "seconds": time.perf_counter() - t0,
-        }
-        history.append(row)
-        tqdm.write(
-            f"epoch {epoch:3d}  train loss {row['train_loss']:.3f}  valid loss {valid_loss:.3f}  "
-            f"acc {scores['accuracy']:.1%}  balanced {scores['balanced_accuracy']:.1%}"
-        )
-        key = (scores["balanced_accuracy"], -valid_loss)
-        if best is None or key > best:
-            best, best_state, since_best = key, copy.deepcopy(model.state_dict()), 0
-            best_epoch = epoch
-        else:
-            since_best += 1
-            if since_best >= cfg.patience:
-                tqdm.write(f"early stop: no better valid score for {cfg.patience} epochs")
-                break
+    if isinstance(model, MusicnnGenre):  # pretrained backbone: fit only the genre head
+        history, best_epoch = fit_head(model, (train_waves, train_labels), (valid_waves, valid_labels), cfg.seed), 0
+    else:
+        history, best_epoch = fit_network(model, cfg, train_waves, train_labels, valid_waves, valid_labels, device, rng)
     train_seconds = time.perf_counter() - t0
 
-    model.load_state_dict(best_state)
     train_scores, _ = evaluate_clips(model, train_waves, train_labels, device)
     valid_scores, _ = evaluate_clips(model, valid_waves, valid_labels, device)
     metrics = {

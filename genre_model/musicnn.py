@@ -1,0 +1,119 @@
+"""musicnn in PyTorch: the music-tagging CNN of Pons & Serra, "musicnn: pre-trained convolutional neural
+networks for music audio tagging" (ISMIR 2019 LBD), with the Million-Song-Dataset weights of the ``musicnn``
+wheel (ISC licence, Music Technology Group, Universitat Pompeu Fabra) converted by ``train.convert_musicnn``.
+
+Written from the architecture of the wheel's TensorFlow code; the tests check it against outputs recorded
+from that code. Layer order and names follow the checkpoint so conversion is a straight mapping.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import torchaudio
+from torch import nn
+
+MSD_TAGS = [
+    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock",
+    "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul", "indie rock", "Mellow",
+    "electronica", "80s", "folk", "90s", "chill", "instrumental", "punk", "oldies", "blues", "hard rock", "ambient",
+    "acoustic", "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country", "easy listening",
+    "sexy", "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad",
+    "House", "happy",
+]  # fmt: skip
+TF_BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization's default
+
+
+class LogCompressedMel(nn.Module):
+    """Waveform (batch, samples) -> ``log10(1 + 10000 * mel power)`` (batch, n_mels, frames): musicnn's input,
+    computed in float32 (the wheel rounds to float16 first, which overflows on real music)."""
+
+    unit = "log10(1 + 10^4 power)"
+
+    def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int):
+        super().__init__()
+        self.melspec = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, power=2.0,
+            center=True, pad_mode="constant", norm="slaney", mel_scale="slaney",
+        )  # fmt: skip
+        for module in self.modules():  # derived from the config: not stored with the weights
+            module._non_persistent_buffers_set.update(name for name, _ in module.named_buffers(recurse=False))
+
+    @property
+    def mel_frequencies(self) -> torch.Tensor:
+        from .features import mel_band_centres
+
+        return mel_band_centres(self.melspec.mel_scale)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return torch.log10(1 + 10_000 * self.melspec(waveform))
+
+
+def _bn2d(c: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(c, eps=TF_BN_EPS)
+
+
+class _Branch(nn.Module):
+    """conv (ReLU) -> batch norm -> max over all frequencies: (B, 1, T, F) -> (B, C, T)."""
+
+    def __init__(self, filters: int, kernel: tuple[int, int], time_pad: tuple[int, int]):
+        super().__init__()
+        self.time_pad = time_pad
+        self.conv = nn.Conv2d(1, filters, kernel)
+        self.bn = _bn2d(filters)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (0, 0, *self.time_pad))
+        return self.bn(F.relu(self.conv(x))).amax(dim=3)
+
+
+class _MidendConv(nn.Module):
+    """Time conv over all channels (TF: a [7, C] kernel on a (T, C, 1) image), ReLU, batch norm."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv1d(c_in, c_out, 7, padding=3)
+        self.bn = nn.BatchNorm1d(c_out, eps=TF_BN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(F.relu(self.conv(x)))
+
+
+class MusicnnBackbone(nn.Module):
+    """musicnn (``MSD_musicnn``): log-mel (B, 96, T=187) -> 50 tag logits and the 200-d penultimate features.
+
+    Front end: timbral filters 7x38 and 7x67 (204 each) and temporal filters 128x1, 64x1, 32x1 (51 each),
+    each max-pooled over frequency -> 561 channels. Mid end: three 7-frame convs of 64 with residuals, densely
+    concatenated -> 753 channels. Back end: max and mean over time -> 1506 -> dense 200 -> dense 50.
+    """
+
+    def __init__(self, n_mels: int = 96, n_tags: int = 50, midend: int = 64, backend: int = 200):
+        super().__init__()
+        self.input_bn = _bn2d(1)
+        timbral, temporal = int(1.6 * 128), int(1.6 * 32)
+        self.frontend = nn.ModuleList(
+            [_Branch(timbral, (7, int(0.4 * n_mels)), (3, 3)), _Branch(timbral, (7, int(0.7 * n_mels)), (3, 3))]
+            + [_Branch(temporal, (k, 1), ((k - 1) // 2, k // 2)) for k in (128, 64, 32)]  # TF "same" padding
+        )
+        front = 2 * timbral + 3 * temporal
+        self.midend = nn.ModuleList(
+            [_MidendConv(front, midend), _MidendConv(midend, midend), _MidendConv(midend, midend)]
+        )
+        pooled = 2 * (front + 3 * midend)
+        self.pool_bn = nn.BatchNorm1d(pooled, eps=TF_BN_EPS)
+        self.dense = nn.Linear(pooled, backend)
+        self.dense_bn = nn.BatchNorm1d(backend, eps=TF_BN_EPS)
+        self.dropout = nn.Dropout(0.5)
+        self.tags = nn.Linear(backend, n_tags)
+
+    def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, n_mels, T) -> (tag logits (B, 50), penultimate (B, 200))."""
+        x = self.input_bn(logmel.transpose(1, 2).unsqueeze(1))  # (B, 1, T, F) as TF's (B, T, F, 1)
+        front = torch.cat([branch(x) for branch in self.frontend], dim=1)  # (B, 561, T)
+        m1 = self.midend[0](front)
+        m2 = self.midend[1](m1) + m1
+        m3 = self.midend[2](m2) + m2
+        features = torch.cat([front, m1, m2, m3], dim=1)  # (B, 753, T)
+        pooled = torch.stack([features.amax(dim=2), features.mean(dim=2)], dim=2).flatten(1)  # TF order: max, mean
+        penultimate = self.dense_bn(F.relu(self.dense(self.dropout(self.pool_bn(pooled)))))
+        return self.tags(self.dropout(penultimate)), penultimate

@@ -1,0 +1,78 @@
+"""The PyTorch musicnn port against outputs recorded once from the wheel's own TensorFlow graph."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from genre_model.models import WEIGHTS_DIR, build_model
+from genre_model.musicnn import MSD_TAGS, LogCompressedMel, MusicnnBackbone
+from train.convert_musicnn import reference_inputs, tf_name_map, to_state_dict
+
+REFERENCE = Path(__file__).parent / "data" / "musicnn_reference.npz"
+BACKBONE = WEIGHTS_DIR / "musicnn-msd" / "model.safetensors"
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    if not BACKBONE.exists():
+        pytest.skip("weights/musicnn-msd not converted (python -m train.convert_musicnn)")
+    net = MusicnnBackbone().eval()
+    net.load_state_dict(load_file(BACKBONE), strict=True)
+    return net
+
+
+def test_network_matches_tensorflow_reference(backbone):
+    ref = np.load(REFERENCE)
+    for name in ("waltz", "beat", "chords"):
+        logmel = torch.from_numpy(ref[f"{name}/logmel"]).transpose(1, 2)  # (patches, 96, 187)
+        with torch.no_grad():
+            logits, penultimate = backbone(logmel)
+        np.testing.assert_allclose(logits.numpy(), ref[f"{name}/logits"], atol=1e-4, rtol=0)
+        np.testing.assert_allclose(penultimate.numpy(), ref[f"{name}/penultimate"], atol=1e-4, rtol=0)
+
+
+def test_front_end_matches_the_reference_log_mel():
+    ref = np.load(REFERENCE)
+    front = LogCompressedMel(16_000, 512, 256, 96)
+    for name, audio in reference_inputs().items():
+        patches = ref[f"{name}/logmel"]  # (patches, 187, 96) from librosa, float32 log
+        ours = front(torch.from_numpy(audio)[None])[0, :, : patches.shape[0] * 187].numpy()
+        np.testing.assert_allclose(ours.T.reshape(patches.shape), patches, atol=1e-3, rtol=0)
+
+
+def test_conversion_maps_every_tensor_with_the_right_layout():
+    rng = np.random.default_rng(0)
+    shapes = {"conv2d/kernel": (7, 38, 1, 204), "conv2d_5/kernel": (7, 561, 1, 64), "dense/kernel": (1506, 200)}
+    target = MusicnnBackbone().state_dict()
+    fake = {}
+    for ours, (theirs, how) in tf_name_map().items():
+        shape = shapes.get(theirs) or {
+            "copy": target[ours].shape,
+            "conv2d": tuple(target[ours].shape[i] for i in (2, 3, 1, 0)),
+            "conv1d": (target[ours].shape[2], target[ours].shape[1], 1, target[ours].shape[0]),
+            "linear": tuple(target[ours].shape[::-1]),
+        }[how]
+        fake[theirs] = rng.standard_normal(shape).astype(np.float32)
+    state = to_state_dict(fake)
+    MusicnnBackbone().load_state_dict(state, strict=True)
+    assert set(state) == {k for k in target if "num_batches_tracked" not in k}
+    assert state["frontend.0.conv.weight"][5, 0, 3, 20] == fake["conv2d/kernel"][3, 20, 0, 5]
+    assert state["midend.0.conv.weight"][7, 100, 2] == fake["conv2d_5/kernel"][2, 100, 0, 7]
+    assert state["dense.weight"][3, 900] == fake["dense/kernel"][900, 3]
+
+
+def test_genre_model_tags_and_head_training_step(backbone):
+    model = build_model("musicnn-genre")
+    model.backbone.load_state_dict(backbone.state_dict())
+    x = 0.1 * torch.randn(4, model.config.window_samples)
+    assert model.eval().tags(x).shape == (4, len(MSD_TAGS)) and len(MSD_TAGS) == 50
+    head_before = model.head[1].weight.detach().clone()
+    optimizer = torch.optim.Adam(model.head.parameters(), lr=1e-2)
+    loss = torch.nn.functional.cross_entropy(model.train()(x), torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    optimizer.step()
+    assert not torch.equal(head_before, model.head[1].weight)
+    assert model.backbone.frontend[0].conv.weight.grad is not None  # trainable end to end when unfrozen
