@@ -48,13 +48,15 @@ def test_conversion_maps_every_tensor_with_the_right_layout():
     shapes = {"conv2d/kernel": (7, 38, 1, 204), "conv2d_5/kernel": (7, 561, 1, 64), "dense/kernel": (1506, 200)}
     target = MusicnnBackbone().state_dict()
     fake = {}
+    tf_shape = {  # our shape -> the TF checkpoint's
+        "copy": lambda s: s,
+        "conv2d": lambda s: (s[2], s[3], s[1], s[0]),
+        "conv1d": lambda s: (s[2], s[1], 1, s[0]),
+        "linear": lambda s: s[::-1],
+    }
     for ours, (theirs, how) in tf_name_map().items():
-        shape = shapes.get(theirs) or {
-            "copy": target[ours].shape,
-            "conv2d": tuple(target[ours].shape[i] for i in (2, 3, 1, 0)),
-            "conv1d": (target[ours].shape[2], target[ours].shape[1], 1, target[ours].shape[0]),
-            "linear": tuple(target[ours].shape[::-1]),
-        }[how]
+        shape = tf_shape[how](tuple(target[ours].shape))
+        assert theirs not in shapes or shapes[theirs] == shape
         fake[theirs] = rng.standard_normal(shape).astype(np.float32)
     state = to_state_dict(fake)
     MusicnnBackbone().load_state_dict(state, strict=True)
