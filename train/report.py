@@ -1,0 +1,58 @@
+"""``python -m train.report [--weights weights]``: rewrite the results table in ``weights/README.md`` from each
+model's ``metrics.json`` (so the table only ever shows measured numbers)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from safetensors import safe_open
+
+PAPER = {"seed-cnn": "84% / 68% (random split, test)", "ffnn": "69% / 45% (random split, test)"}
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _ci(scores: dict, key: str) -> str:
+    lo, hi = scores[f"{key}_ci95"]
+    return f"{scores[key]:.1%} ({lo:.0%}-{hi:.0%})"
+
+
+def results_table(weights: Path) -> str:
+    rows = [
+        "| model | params | size | train acc | valid acc (95% CI) | valid balanced acc (95% CI) | paper train / test "
+        "| training time |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for metrics_file in sorted(weights.glob("*/metrics.json")):
+        m = json.loads(metrics_file.read_text())
+        config = json.loads((metrics_file.parent / "config.json").read_text())
+        weights_file = metrics_file.parent / "model.safetensors"
+        with safe_open(weights_file, "np") as f:
+            n_params = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
+        size_mb = weights_file.stat().st_size / 1e6
+        rows.append(
+            f"| `{config['arch']}` | {n_params:,} | {size_mb:.1f} MB | {_ci(m['train'], 'accuracy')} "
+            f"| {_ci(m['valid'], 'accuracy')} | {_ci(m['valid'], 'balanced_accuracy')} "
+            f"| {PAPER.get(config['arch'], '-')} "
+            f"| {m['train_seconds'] / 60:.0f} min ({m['device']}) |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", default="weights")
+    weights = Path(parser.parse_args(argv).weights)
+    readme = weights / "README.md"
+    text = readme.read_text()
+    block = f"{START}\n{results_table(weights)}\n{END}"
+    readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
+    print(block)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
