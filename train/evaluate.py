@@ -9,25 +9,31 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zlib
 from pathlib import Path
 
 from tqdm import tqdm
 
-from genre_model.audio import AudioError
+from genre_model.audio import AudioError, load_audio
 from genre_model.inference import GenreClassifier
 from genre_model.plots import confusion_figure
 
 from .data import scan_dataset, split_clips
+from .degrade import SEVERITIES, degrade
 from .metrics import format_report, summarize
 
 
-def evaluate(classifier: GenreClassifier, clips) -> tuple[dict, list[str]]:
-    """Scores over ``clips`` (unreadable ones are skipped and listed)."""
-    genres = classifier.genres
+def evaluate(classifier: GenreClassifier, clips, degrade_severity: str | None = None) -> tuple[dict, list[str]]:
+    """Scores over ``clips`` (unreadable ones are skipped and listed), optionally through the microphone
+    degradation of `train.degrade` (seeded by clip id, so every run degrades each clip the same way)."""
+    genres, sr = classifier.genres, classifier.sample_rate
     y_true, y_pred, skipped = [], [], []
     for clip in tqdm(clips, desc="evaluating", unit="clip", file=sys.stderr):
         try:
-            prediction = classifier.predict(clip.path)
+            audio = load_audio(clip.path, sr)
+            if degrade_severity:
+                audio = (sr, degrade(audio.samples, sr, degrade_severity, seed=zlib.crc32(clip.id.encode())))
+            prediction = classifier.predict(audio)
         except AudioError:
             skipped.append(clip.id)
             continue
@@ -44,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="valid", choices=["train", "valid", "test"])
     parser.add_argument("--device", default=None)
     parser.add_argument("--confusion-html", default=None, help="where to save the figure (default: beside the model)")
+    parser.add_argument("--degrade", choices=list(SEVERITIES), help="play every clip through a simulated classroom")
     parser.add_argument("--json", action="store_true", help="print the scores as one JSON object instead")
     args = parser.parse_args(argv)
 
@@ -51,20 +58,23 @@ def main(argv: list[str] | None = None) -> int:
     clips = scan_dataset(args.data)
     if args.split_dir:
         clips = split_clips(clips, args.split_dir)[0][args.split]
-    scores, skipped = evaluate(classifier, clips)
-    scores.update(model=classifier.name, split=args.split if args.split_dir else "all", skipped=skipped)
+    scores, skipped = evaluate(classifier, clips, args.degrade)
+    split = args.split if args.split_dir else "all"
+    scores.update(model=classifier.name, split=split, degrade=args.degrade, skipped=skipped)
 
-    default_html = Path(args.model) / f"confusion-{scores['split']}.html" if Path(args.model).is_dir() else None
+    name = f"confusion-{split}" + (f"-{args.degrade}" if args.degrade else "") + ".html"
+    default_html = Path(args.model) / name if Path(args.model).is_dir() else None
     html = Path(args.confusion_html) if args.confusion_html else default_html
     if html:
-        title = f"{classifier.name} on {scores['split']}: accuracy {scores['accuracy']:.1%}"
+        condition = f", {args.degrade} classroom degradation" if args.degrade else ""
+        title = f"{classifier.name} on {split}{condition}: accuracy {scores['accuracy']:.1%}"
         figure = confusion_figure(scores["confusion"], classifier.genres, title)
         figure.write_html(html, include_plotlyjs=True)  # self-contained: opens offline
         scores["confusion_html"] = str(html)
     if args.json:
         print(json.dumps(scores))
     else:
-        print(f"{classifier.name} on {scores['split']} ({args.data})")
+        print(f"{classifier.name} on {split} ({args.data})" + (f", degraded: {args.degrade}" if args.degrade else ""))
         print(format_report(scores, classifier.genres))
         if skipped:
             print(f"skipped (unreadable): {', '.join(skipped)}")
