@@ -18,15 +18,17 @@ from pathlib import Path
 import gradio as gr
 
 from genre_model.audio import AUDIO_SUFFIXES, AudioError
+from genre_model.explain import explain
 from genre_model.inference import GenreClassifier, Prediction
 from genre_model.live import LiveListener
 from genre_model.models import ModelNotFoundError
-from genre_model.plots import prediction_figures, probability_figure, timeline_figure
+from genre_model.plots import explanation_figure, prediction_figures, probability_figure, timeline_figure
 from genre_model.synth import write_examples
 
 log = logging.getLogger("genre-app")
 COMPARE_MODELS = ("seed-cnn", "ffnn")  # the paper's networks, shown beside the default
 LIVE_WINDOW_S = 6.0
+PREDICTED = "the predicted genre"
 LIVE_UPDATE_S = 0.9  # new audio between two live predictions
 CSS = "#live-label .output-class {font-size: 3.5rem !important;} #live-label {font-size: 1.6rem;}"
 
@@ -74,8 +76,9 @@ def analyze(models: AppModels, audio):
     classifier = models.main
     prediction = _classify(classifier, audio, with_features=True)
     wave = classifier.load(audio)  # cheap: decoded again only to draw the envelope of what was analyzed
+    frontend = classifier.model.frontend
     figures = prediction_figures(
-        prediction, wave.samples, wave.sample_rate, classifier.model.frontend.mel_frequencies.numpy()
+        prediction, wave.samples, wave.sample_rate, frontend.mel_frequencies.numpy(), frontend.unit
     )
     return (
         facts_line(prediction),
@@ -85,6 +88,26 @@ def analyze(models: AppModels, audio):
         figures["spectrogram"],
         gr.Plot(figures["timeline"], visible=figures["timeline"] is not None),
     )
+
+
+def explain_clip(models: AppModels, audio, genre: str):
+    """Explain tab: relevance overlay for the predicted (or chosen) genre, strongest windows, confidence note."""
+    classifier = models.main
+    if audio is None:
+        raise gr.Error("No audio yet: upload a file or record a clip first.", print_exception=False)
+    try:
+        e = explain(classifier, audio, None if genre == PREDICTED else genre)
+    except AudioError as err:
+        raise gr.Error(str(err), print_exception=False) from None
+    p = e.prediction
+    figure = explanation_figure(p.logmel, e.relevance, p.frame_times_s,
+                                classifier.model.frontend.mel_frequencies.numpy(), e.genre)  # fmt: skip
+    rows = "\n".join(f"| {a:.1f}-{b:.1f} s | {prob:.0%} |" for a, b, prob in e.top_segments)
+    table = f"Windows that sounded most like **{e.genre}**:\n\n| where | {e.genre} |\n|---|---|\n{rows}"
+    wave = classifier.load(audio)
+    start, end, _ = e.top_segments[0]
+    strongest = (wave.sample_rate, wave.samples[int(start * wave.sample_rate) : int(end * wave.sample_rate)])
+    return f"**{p.genre}** · {e.note}", figure, table, strongest
 
 
 def compare(models: AppModels, audio):
@@ -151,6 +174,23 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
             button.click(run, audio, outputs, api_name="classify")
             audio.upload(run, audio, outputs, api_visibility="private")
             audio.stop_recording(run, audio, outputs, api_visibility="private")
+
+        with gr.Tab("Explain"):
+            gr.Markdown("Why this genre? Red marks the sounds (time and pitch) that pushed the model towards it.")
+            with gr.Row():
+                explain_audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Music clip")
+                with gr.Column():
+                    explain_genre = gr.Dropdown([PREDICTED, *models.main.genres], value=PREDICTED,
+                                                label="Explain which genre? (why not jazz?)")  # fmt: skip
+                    explain_button = gr.Button("Explain", variant="primary")
+            explain_note = gr.Markdown()
+            explain_plot = gr.Plot(label="Evidence over the spectrogram")
+            with gr.Row():
+                explain_table = gr.Markdown()
+                explain_play = gr.Audio(label="Listen to the strongest window", interactive=False)
+            explain_outputs = [explain_note, explain_plot, explain_table, explain_play]
+            explain_button.click(lambda a, g: explain_clip(models, a, g), [explain_audio, explain_genre],
+                                 explain_outputs, api_name="explain")  # fmt: skip
 
         with gr.Tab("Compare"):
             gr.Markdown("The same clip through this app's model and the paper's CNN and feed-forward network.")

@@ -38,6 +38,8 @@ class ModelConfig:
     window_hop_s: float = 3.0  # step between windows at inference
     dropout: float = 0.5
     genres: list[str] = field(default_factory=lambda: list(GENRES))
+    # normalized prediction entropy above which a clip is "unlike the training data" (95th percentile on valid)
+    entropy_threshold: float | None = None
     package_version: str = __version__
 
     @property

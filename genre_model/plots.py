@@ -48,12 +48,21 @@ def waveform_figure(samples: np.ndarray, sample_rate: int, duration_s: float | N
     return fig
 
 
-def spectrogram_figure(logmel: np.ndarray, frame_times_s: np.ndarray, mel_hz: np.ndarray) -> go.Figure:
-    """The log-mel (dB re. peak) exactly as the network received it, mel bands on a Hz axis."""
-    step = max(1, int(np.ceil(logmel.shape[1] / MAX_POINTS)))
-    if step > 1:  # max-pool in time so short loud events stay visible
-        n = logmel.shape[1] // step * step
-        logmel, frame_times_s = logmel[:, :n].reshape(logmel.shape[0], -1, step).max(axis=2), frame_times_s[:n:step]
+def _pool_time(grid: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Max-pool columns down to at most MAX_POINTS, so short loud events stay visible."""
+    step = max(1, int(np.ceil(grid.shape[1] / MAX_POINTS)))
+    if step == 1:
+        return grid, times
+    n = grid.shape[1] // step * step
+    return grid[:, :n].reshape(grid.shape[0], -1, step).max(axis=2), times[:n:step]
+
+
+def spectrogram_figure(
+    logmel: np.ndarray, frame_times_s: np.ndarray, mel_hz: np.ndarray, title: str = "Log-mel spectrogram (model input)",
+    unit: str = "dB",
+) -> go.Figure:  # fmt: skip
+    """The log-mel exactly as the network received it, mel bands on a Hz axis."""
+    logmel, frame_times_s = _pool_time(logmel, frame_times_s)
     ticks = [i for i in range(0, len(mel_hz), max(1, len(mel_hz) // 8))]
     fig = go.Figure(
         go.Heatmap(
@@ -61,14 +70,28 @@ def spectrogram_figure(logmel: np.ndarray, frame_times_s: np.ndarray, mel_hz: np
             x=frame_times_s,
             y=np.arange(len(mel_hz)),
             colorscale="Magma",
-            colorbar=dict(title="dB"),
+            colorbar=dict(title=unit),
             customdata=np.repeat(mel_hz[:, None], logmel.shape[1], axis=1),
-            hovertemplate="%{x:.2f} s, %{customdata:.0f} Hz: %{z:.0f} dB<extra></extra>",
+            hovertemplate="%{x:.2f} s, %{customdata:.0f} Hz: %{z:.1f}<extra></extra>",
         )
     )
-    fig.update_layout(title="Log-mel spectrogram (model input)", height=300, **_LAYOUT)
+    fig.update_layout(title=title, height=300, **_LAYOUT)
     fig.update_xaxes(title="time (s)")
     fig.update_yaxes(title="frequency (Hz)", tickvals=ticks, ticktext=[f"{mel_hz[i]:.0f}" for i in ticks])
+    return fig
+
+
+def explanation_figure(logmel: np.ndarray, relevance: np.ndarray, frame_times_s: np.ndarray, mel_hz: np.ndarray,
+                       genre: str) -> go.Figure:  # fmt: skip
+    """The log-mel in grey with the relevance for ``genre`` laid over it in red."""
+    fig = spectrogram_figure(logmel, frame_times_s, mel_hz, title=f"What made the model hear {genre}")
+    fig.data[0].update(colorscale="Greys", reversescale=True, showscale=False)
+    overlay = go.Heatmap(
+        z=_pool_time(relevance, frame_times_s)[0], x=fig.data[0].x, y=fig.data[0].y, zmin=0, zmax=1,
+        colorscale=[[0, "rgba(220,30,30,0)"], [0.2, "rgba(220,30,30,0)"], [1, "rgba(220,30,30,0.85)"]],
+        colorbar=dict(title="evidence"), hovertemplate="evidence %{z:.2f}<extra></extra>",
+    )  # fmt: skip
+    fig.add_trace(overlay)
     return fig
 
 
@@ -105,11 +128,13 @@ def timeline_figure(segments: list[Segment], genres: list[str], title: str = "Ge
     return fig
 
 
-def prediction_figures(prediction: Prediction, samples: np.ndarray, sample_rate: int, mel_hz: np.ndarray) -> dict:
+def prediction_figures(
+    prediction: Prediction, samples: np.ndarray, sample_rate: int, mel_hz: np.ndarray, unit: str = "dB"
+) -> dict:
     """All the Analyze tab's figures for one prediction (made ``with_features=True``)."""
     return {
         "waveform": waveform_figure(samples, sample_rate, prediction.duration_s),
-        "spectrogram": spectrogram_figure(prediction.logmel, prediction.frame_times_s, mel_hz),
+        "spectrogram": spectrogram_figure(prediction.logmel, prediction.frame_times_s, mel_hz, unit=unit),
         "probabilities": probability_figure(prediction.probabilities),
         "timeline": timeline_figure(prediction.segments, list(prediction.probabilities))
         if prediction.segments

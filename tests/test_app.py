@@ -46,6 +46,14 @@ def test_analyze_rejects_bad_input_with_a_short_message(models, tmp_path):
         app.analyze(models, None)
 
 
+def test_explain_handler_returns_overlay_table_and_audio(models, write_audio):
+    note, figure, table, (rate, strongest) = app.explain_clip(models, str(write_audio("e.wav", noise(7.0))), "jazz")
+    assert len(figure.data) == 2 and figure.data[1].zmax == 1  # spectrogram + evidence overlay
+    assert "jazz" in table and "s |" in table
+    assert rate == 22_050 and 0 < len(strongest) <= 3 * 22_050
+    assert note
+
+
 def test_compare_handler_runs_every_model(models, write_audio):
     outputs = app.compare(models, str(write_audio("c.wav", chirp(4.0))))
     assert len(outputs) == 4 and all(isinstance(o, dict) for o in outputs[::2])

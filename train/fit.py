@@ -72,15 +72,15 @@ def train_step(model: GenreNet, optimizer: torch.optim.Optimizer, x: torch.Tenso
 
 def evaluate_clips(
     model: GenreNet, waves: list[Waveform], labels: list[int], device: torch.device
-) -> tuple[dict, float]:
-    """Clip-level scores (windows averaged exactly as at inference) and the mean clip log-loss."""
+) -> tuple[dict, float, np.ndarray]:
+    """Clip-level scores (windows averaged exactly as at inference), mean clip log-loss, probabilities."""
     classifier = GenreClassifier(model, model.config.arch, device)
     probs = []
     for start in range(0, len(waves), 32):  # bounded memory: 32 clips of windows at a time
         probs += [list(p.probabilities.values()) for p in classifier.predict_many(waves[start : start + 32])]
     probs = np.asarray(probs)
     loss = float(-np.mean(np.log(probs[np.arange(len(labels)), labels] + 1e-9)))
-    return summarize(labels, probs.argmax(axis=1).tolist(), model.config.genres), loss
+    return summarize(labels, probs.argmax(axis=1).tolist(), model.config.genres), loss, probs
 
 
 def fit_network(model: GenreNet, cfg: TrainConfig, train_waves: list[Waveform], train_labels: list[int],
@@ -114,7 +114,7 @@ def fit_network(model: GenreNet, cfg: TrainConfig, train_waves: list[Waveform], 
             schedule.step()
             running, seen = running + loss * len(idx), seen + len(idx)
 
-        scores, valid_loss = evaluate_clips(model, valid_waves, valid_labels, device)
+        scores, valid_loss, _ = evaluate_clips(model, valid_waves, valid_labels, device)
         row = {
             "epoch": epoch,
             "train_loss": running / seen,
@@ -168,8 +168,10 @@ def train(cfg: TrainConfig) -> dict:
         history, best_epoch = fit_network(model, cfg, train_waves, train_labels, valid_waves, valid_labels, device, rng)
     train_seconds = time.perf_counter() - t0
 
-    train_scores, _ = evaluate_clips(model, train_waves, train_labels, device)
-    valid_scores, _ = evaluate_clips(model, valid_waves, valid_labels, device)
+    train_scores, *_ = evaluate_clips(model, train_waves, train_labels, device)
+    valid_scores, _, valid_probs = evaluate_clips(model, valid_waves, valid_labels, device)
+    entropy = -(valid_probs * np.log(valid_probs + 1e-12)).sum(axis=1) / np.log(valid_probs.shape[1])
+    model.config.entropy_threshold = round(float(np.percentile(entropy, 95)), 4)  # for the app's confidence note
     metrics = {
         "model": cfg.model,
         "config": asdict(cfg),

@@ -18,6 +18,7 @@ from genre_model.audio import Waveform
 from genre_model.inference import GenreClassifier
 from genre_model.models import WEIGHTS_DIR, MusicnnGenre
 
+from .degrade import SEVERITIES, degrade
 from .metrics import balanced_accuracy
 
 BACKBONE = WEIGHTS_DIR / "musicnn-msd" / "model.safetensors"
@@ -62,14 +63,28 @@ def fit_logistic(feats: np.ndarray, labels: np.ndarray, weights: np.ndarray, dec
     return head
 
 
+def degraded_copies(waves: list[Waveform], seed: int) -> list[Waveform]:
+    """One classroom-degraded copy of each clip, severity drawn per clip (light, moderate or severe)."""
+    rng = np.random.default_rng(seed)
+    copies = []
+    for i, w in enumerate(tqdm(waves, desc="degrading train", unit="clip", leave=False)):
+        severity = str(rng.choice(list(SEVERITIES)))
+        copies.append(Waveform(degrade(w.samples, w.sample_rate, severity, seed=seed + i), w.sample_rate,
+                               w.duration_s, w.analyzed_s))  # fmt: skip
+    return copies
+
+
 def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid: tuple[list[Waveform], list[int]],
-             seed: int) -> list[dict]:  # fmt: skip
-    """Fit ``model.head`` in place; returns one history row per weight decay tried."""
+             seed: int, augment: bool = True) -> list[dict]:  # fmt: skip
+    """Fit ``model.head`` in place; returns one history row per weight decay tried. With ``augment``, the head
+    also sees a degraded copy of every training clip (robustness to classroom microphones)."""
     load_backbone(model)
     model.eval()
-    x_train, own_train = window_features(model, train[0], "features train")
+    train_waves, y_clip = train[0], np.asarray(train[1])
+    if augment:
+        train_waves, y_clip = train_waves + degraded_copies(train_waves, seed), np.concatenate([y_clip, y_clip])
+    x_train, own_train = window_features(model, train_waves, "features train")
     x_valid, own_valid = window_features(model, valid[0], "features valid")
-    y_clip = np.asarray(train[1])
     y_train = y_clip[own_train]
     # every genre weighs the same, and every clip the same within its genre
     windows_per_clip = np.bincount(own_train)

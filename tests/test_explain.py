@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+import torch
+
+from genre_model.explain import explain
+from genre_model.inference import GenreClassifier
+from genre_model.models import ChunkCNN, GenreNet
+from tests.conftest import SR, noise, tone
+
+HIGH_BAND = slice(100, 110)  # about 5.3-6.9 kHz on the 128-band grid
+LOW_BAND = slice(20, 30)  # about 0.5-0.8 kHz
+
+
+class BandReadout(GenreNet):
+    """A transparent 'network': genre 0 = loudest band in HIGH_BAND, genre 1 = loudest in LOW_BAND, others 0."""
+
+    def classify(self, logmel: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(len(logmel), 10)
+        logits[:, 0] = 0.03 * (logmel[:, HIGH_BAND].mean(dim=2).amax(dim=1) + 80)
+        logits[:, 1] = 0.03 * (logmel[:, LOW_BAND].mean(dim=2).amax(dim=1) + 80)
+        return logits
+
+
+@pytest.fixture(scope="module")
+def readout():
+    return GenreClassifier(BandReadout(ChunkCNN.default_config()), "band-readout", torch.device("cpu"))
+
+
+def test_planted_quiet_pattern_lights_up_not_the_loud_energy(readout):
+    rng = np.random.default_rng(0)
+    loud_bass = np.convolve(rng.standard_normal(6 * SR), np.ones(40) / 40, mode="same").astype(np.float32)
+    loud_bass *= 0.9 / np.abs(loud_bass).max()
+    x = loud_bass + tone(6000.0, 6.0, amp=0.01)  # the tone is 40 dB below the bass
+    e = explain(readout, (SR, x), genre=readout.genres[0])
+    assert e.relevance.shape == e.prediction.logmel.shape and np.isfinite(e.relevance).all()
+    assert e.relevance.min() >= 0 and e.relevance.max() == pytest.approx(1.0)
+    share = e.relevance[HIGH_BAND].sum() / e.relevance.sum()
+    energy = 10 ** (e.prediction.logmel / 10)
+    assert share > 0.9  # the evidence is in the quiet band the model reads
+    assert energy[HIGH_BAND].sum() / energy.sum() < 0.05  # though that band holds almost none of the energy
+    assert len(e.top_segments) == 2 and e.top_segments[0][2] >= e.top_segments[1][2]
+
+
+def test_confidence_note_close_call_and_clear(readout):
+    both = tone(6000.0, 4.0, amp=0.3) + tone(600.0, 4.0, amp=0.3)
+    assert "Close call" in explain(readout, (SR, both)).note
+    clear = tone(6000.0, 4.0, amp=0.5)
+    assert "Confident" in explain(readout, (SR, clear)).note
+
+
+def test_explain_any_genre_and_reject_unknown(classifier):
+    e = explain(classifier, (SR, noise(7.0)), genre="jazz")
+    assert e.genre == "jazz" and e.relevance.shape == e.prediction.logmel.shape
+    with pytest.raises(ValueError, match="Unknown genre"):
+        explain(classifier, (SR, noise(2.0)), genre="polka")
