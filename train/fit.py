@@ -48,6 +48,8 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None
     cache_dir: str = ".cache/waveforms"
+    augment: bool = True  # musicnn-genre: add a classroom-degraded copy of every training clip
+    refit_on_valid: bool = False  # musicnn-genre: after choosing on valid, refit the head on train + valid
 
 
 def random_crops(waves: list[Waveform], idx: np.ndarray, n_samples: int, rng: np.random.Generator) -> torch.Tensor:
@@ -162,14 +164,19 @@ def train(cfg: TrainConfig) -> dict:
     print(f"clips: train {len(train_waves)}, valid {len(valid_clips)}; listed but absent: {missing}")
 
     t0 = time.perf_counter()
-    if isinstance(model, MusicnnGenre):  # pretrained backbone: fit only the genre head
-        history, best_epoch = fit_head(model, (train_waves, train_labels), (valid_waves, valid_labels), cfg.seed), 0
+    if isinstance(model, MusicnnGenre):  # pretrained backbone: fit only the genre head, on cached features
+        history, scores = fit_head(
+            model, (train_waves, train_labels), (valid_waves, valid_labels), cfg.seed, cfg.augment,
+            cfg.refit_on_valid, Path(cfg.cache_dir).parent / "features",
+        )  # fmt: skip
+        best_epoch = 0
     else:
         history, best_epoch = fit_network(model, cfg, train_waves, train_labels, valid_waves, valid_labels, device, rng)
+        scores = {"train": evaluate_clips(model, train_waves, train_labels, device)[0]}
+        scores["valid"], _, scores["valid_probs"] = evaluate_clips(model, valid_waves, valid_labels, device)
     train_seconds = time.perf_counter() - t0
 
-    train_scores, *_ = evaluate_clips(model, train_waves, train_labels, device)
-    valid_scores, _, valid_probs = evaluate_clips(model, valid_waves, valid_labels, device)
+    valid_probs = scores.pop("valid_probs")
     entropy = -(valid_probs * np.log(valid_probs + 1e-12)).sum(axis=1) / np.log(valid_probs.shape[1])
     model.config.entropy_threshold = round(float(np.percentile(entropy, 95)), 4)  # for the app's confidence note
     metrics = {
@@ -182,8 +189,7 @@ def train(cfg: TrainConfig) -> dict:
         "epochs_run": len(history),
         "train_seconds": train_seconds,
         "seconds_per_epoch": train_seconds / len(history),
-        "train": train_scores,
-        "valid": valid_scores,
+        **scores,  # train, valid (with --refit-on-valid: the head chosen before valid joined training)
         "history": history,
     }
     out = Path(cfg.out)
@@ -191,8 +197,8 @@ def train(cfg: TrainConfig) -> dict:
     model.cpu().save_pretrained(out, model_card_kwargs={"metrics": metrics})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(
-        f"saved {out}: train acc {train_scores['accuracy']:.1%}, valid acc {valid_scores['accuracy']:.1%} "
-        f"(balanced {valid_scores['balanced_accuracy']:.1%}), best epoch {best_epoch}, {train_seconds:.0f} s"
+        f"saved {out}: train acc {scores['train']['accuracy']:.1%}, valid acc {metrics['valid']['accuracy']:.1%} "
+        f"(balanced {metrics['valid']['balanced_accuracy']:.1%}), best epoch {best_epoch}, {train_seconds:.0f} s"
     )
     return metrics
 
@@ -207,6 +213,19 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         parser.add_argument("--" + name.replace("_", "-"), type=int)
     for name in ("lr", "weight_decay", "mixup_alpha"):
         parser.add_argument("--" + name.replace("_", "-"), type=float)
+    parser.add_argument(
+        "--no-augment",
+        dest="augment",
+        action="store_false",
+        default=None,
+        help="musicnn-genre: train on clean audio only",
+    )
+    parser.add_argument(
+        "--refit-on-valid",
+        action="store_true",
+        default=None,
+        help="musicnn-genre: refit the chosen head on train + valid (valid scores reported before)",
+    )
     parser.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     parser.add_argument("--cache-dir", help="where decoded waveforms are cached (default: .cache/waveforms)")
     args = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
