@@ -26,7 +26,7 @@ from genre_model.plots import explanation_figure, prediction_figures, probabilit
 from genre_model.synth import write_examples
 
 log = logging.getLogger("genre-app")
-COMPARE_MODELS = ("seed-cnn", "ffnn")  # the paper's networks, shown beside the default
+COMPARE_MODELS = ("chunk-cnn", "seed-cnn", "ffnn")  # our from-scratch CNN and the paper's networks
 LIVE_WINDOW_S = 6.0
 PREDICTED = "the predicted genre"
 LIVE_UPDATE_S = 0.9  # new audio between two live predictions
@@ -46,7 +46,8 @@ def load_models(model: str | None, device: str | None) -> AppModels:
         if name == main.name:
             continue
         try:
-            compare[f"{name} (paper)"] = GenreClassifier.from_pretrained(name, device)
+            label = "paper" if name in ("seed-cnn", "ffnn") else "from scratch"
+            compare[f"{name} ({label})"] = GenreClassifier.from_pretrained(name, device)
         except ModelNotFoundError:
             log.warning("comparison model %s is not available; the Compare tab will skip it", name)
     return AppModels(main, compare)
@@ -193,7 +194,10 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
                                  explain_outputs, api_name="explain")  # fmt: skip
 
         with gr.Tab("Compare"):
-            gr.Markdown("The same clip through this app's model and the paper's CNN and feed-forward network.")
+            gr.Markdown(
+                "The same clip through this app's model, our CNN trained from scratch, and the paper's CNN and "
+                "feed-forward network: see where the small networks go wrong."
+            )
             compare_audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Music clip")
             compare_button = gr.Button("Compare", variant="primary")
             compare_outputs = []

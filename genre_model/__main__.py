@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="classify audio files")
     predict.add_argument("files", nargs="+", metavar="FILE")
-    predict.add_argument("--model", default=None, help="model folder, Hub repo id or architecture (default: chunk-cnn)")
+    predict.add_argument(
+        "--model", default=None, help="model folder, Hub repo id or architecture (default: weights/musicnn-genre)"
+    )
     predict.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     predict.add_argument("--json", action="store_true", help="one JSON object per file per line")
     args = parser.parse_args(argv)

@@ -19,7 +19,7 @@ from .musicnn import LogCompressedMel, MusicnnBackbone
 
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_MODEL = "chunk-cnn"
+DEFAULT_MODEL = "musicnn-genre"
 
 
 @dataclass
@@ -163,7 +163,7 @@ def conv_block(c_in: int, c_out: int, pool: tuple[int, int]) -> nn.Sequential:
 
 
 class ChunkCNN(GenreNet):
-    """The default model: a compact VGG-style CNN on 3 s log-mel chunks, after the short-chunk CNN of
+    """Our from-scratch model: a compact VGG-style CNN on 3 s log-mel chunks, after the short-chunk CNN of
     Won et al., "Evaluation of CNN-based automatic music tagging models" (SMC 2020), with PANNs-style input
     batch norm per mel band (Kong et al., 2020). Trained on random 3 s crops with SpecAugment (here, only in
     ``train()`` mode) and mixup; a clip's prediction averages its windows' probabilities.

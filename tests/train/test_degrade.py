@@ -58,3 +58,27 @@ def test_evaluate_with_degrade_on_generated_audio(random_model_dir, tmp_path):
     first, second = (json.loads(r.stdout) for r in runs)
     assert first["degrade"] == "moderate" and first["n_clips"] == 4
     assert first["confusion"] == second["confusion"]  # same degradation every run
+
+
+def test_live_stream_of_a_degraded_clip_agrees_with_offline(classifier):
+    """The Live tab's path (48 kHz int16 chunks -> rolling window) sees what offline analysis sees."""
+    from genre_model.live import LiveListener
+
+    degraded = degrade(four_on_the_floor(9.0), SR, "moderate", seed=3)
+    pcm48 = (np.clip(soxr_48k(degraded), -1, 1) * 32767).astype(np.int16)
+    listener = LiveListener(classifier.sample_rate, window_s=6.0)
+    for i in range(0, len(pcm48), 48_000):
+        listener.push(48_000, pcm48[i : i + 48_000])
+        if listener.heard_s >= 3.0:
+            live = listener.classify(classifier)
+            end = int(listener.heard_s * 48_000)
+            offline = classifier.predict((48_000, pcm48[max(0, end - 6 * 48_000) : end]))
+            assert live.genre == offline.genre
+            np.testing.assert_allclose(list(live.probabilities.values()), list(offline.probabilities.values()),
+                                       atol=0.03)  # fmt: skip
+
+
+def soxr_48k(x: np.ndarray) -> np.ndarray:
+    import soxr
+
+    return soxr.resample(x, SR, 48_000)
