@@ -23,13 +23,14 @@ import soundfile as sf
 import torch
 
 from genre_model.audio import load_audio
+from genre_model.explain import explain
 from genre_model.inference import GenreClassifier
 from genre_model.models import WEIGHTS_DIR, build_model
 from genre_model.plots import prediction_figures
 from genre_model.synth import EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ("chunk-cnn", "seed-cnn", "ffnn")
+MODELS = ("musicnn-genre", "chunk-cnn", "seed-cnn", "ffnn")
 
 
 def timed(fn, repeat: int) -> dict:
@@ -162,6 +163,9 @@ def main() -> None:
         "chunk-cnn": training_step_seconds("chunk-cnn", 32, 45),  # 353 clips x 4 crops / 32
         "seed-cnn": training_step_seconds("seed-cnn", 16, 23),  # 353 clips / 16
     }
+    if classifiers:
+        report["explain_30s_clip"] = {"model": available[0],
+                                      **timed(lambda: explain(classifiers[available[0]], (22_050, x)), 5)}  # fmt: skip
     report["app_cold_start_s"] = cold_start_seconds()
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     report["bench_seconds"] = round(time.perf_counter() - t_start, 1)
