@@ -59,7 +59,14 @@ Confusion matrix on valid (rows: true genre, columns: predicted):
 - Our training subset is small and unbalanced (some genres have 5 valid clips), so per-genre numbers are noisy.
 - GTZAN is for research use; these weights inherit that.
 
-## Citation
+{% if arch == "musicnn-genre" %}## Licence of the pretrained backbone
+
+The backbone weights are the `MSD_musicnn` model of the `musicnn` package (Jordi Pons and Xavier Serra, Music
+Technology Group, Universitat Pompeu Fabra), ISC licence: see `LICENSE-musicnn.md` and `NOTICE.md` beside the weights.
+Cite: J. Pons and X. Serra, "musicnn: pre-trained convolutional neural networks for music audio tagging",
+ISMIR 2019 late-breaking/demo.
+
+{% endif %}## Citation
 
 ```bibtex
 @article{tzanetakis2002gtzan,

@@ -3,6 +3,7 @@ and its preprocessing travels with its weights (``config.json`` + ``model.safete
 
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -221,6 +222,14 @@ class MusicnnGenre(GenreNet):
 
     def classify(self, logmel: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(logmel)[1])
+
+    def _save_pretrained(self, save_directory) -> None:
+        """The backbone's weights are musicnn's (ISC licence): its notice travels with every copy."""
+        super()._save_pretrained(save_directory)
+        for name in ("LICENSE-musicnn.md", "NOTICE.md"):
+            source = WEIGHTS_DIR / "musicnn-msd" / name
+            if source.exists():
+                shutil.copy(source, Path(save_directory) / name)
 
     def tags(self, waveform: torch.Tensor) -> torch.Tensor:
         """(batch, samples) -> probabilities of the 50 MSD tags (`genre_model.musicnn.MSD_TAGS`)."""
