@@ -12,6 +12,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from genre_model.audio import AudioError, load_audio
@@ -23,11 +24,11 @@ from .degrade import SEVERITIES, degrade
 from .metrics import format_report, summarize
 
 
-def evaluate(classifier: GenreClassifier, clips, degrade_severity: str | None = None) -> tuple[dict, list[str]]:
+def evaluate(classifier: GenreClassifier, clips, degrade_severity: str | None = None) -> tuple[dict, list[str], list]:
     """Scores over ``clips`` (unreadable ones are skipped and listed), optionally through the microphone
     degradation of `train.degrade` (seeded by clip id, so every run degrades each clip the same way)."""
     genres, sr = classifier.genres, classifier.sample_rate
-    y_true, y_pred, skipped = [], [], []
+    y_true, y_pred, skipped, probs = [], [], [], []
     for clip in tqdm(clips, desc="evaluating", unit="clip", file=sys.stderr):
         try:
             audio = load_audio(clip.path, sr)
@@ -39,7 +40,20 @@ def evaluate(classifier: GenreClassifier, clips, degrade_severity: str | None = 
             continue
         y_true.append(genres.index(clip.genre))
         y_pred.append(genres.index(prediction.genre))
-    return summarize(y_true, y_pred, genres), skipped
+        probs.append(list(prediction.probabilities.values()))
+    return summarize(y_true, y_pred, genres), skipped, probs
+
+
+def calibrate_entropy_threshold(model_dir: Path, probs: list) -> float:
+    """Store the 95th percentile of normalized prediction entropy in the model's config.json: above it the app
+    says a clip looks unlike the training data."""
+    p = np.asarray(probs)
+    entropy = -(p * np.log(p + 1e-12)).sum(axis=1) / np.log(p.shape[1])
+    threshold = round(float(np.percentile(entropy, 95)), 4)
+    config_file = model_dir / "config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "entropy_threshold": threshold}, indent=2, sort_keys=True))
+    return threshold
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None)
     parser.add_argument("--confusion-html", default=None, help="where to save the figure (default: beside the model)")
     parser.add_argument("--degrade", choices=list(SEVERITIES), help="play every clip through a simulated classroom")
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="store the confidence note's entropy threshold (95th percentile here) in config.json",
+    )
     parser.add_argument("--json", action="store_true", help="print the scores as one JSON object instead")
     args = parser.parse_args(argv)
 
@@ -58,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     clips = scan_dataset(args.data)
     if args.split_dir:
         clips = split_clips(clips, args.split_dir)[0][args.split]
-    scores, skipped = evaluate(classifier, clips, args.degrade)
+    scores, skipped, probs = evaluate(classifier, clips, args.degrade)
+    if args.calibrate:
+        if not Path(args.model).is_dir() or args.degrade:
+            parser.error("--calibrate needs a local model folder and clean (not --degrade) audio")
+        scores["entropy_threshold"] = calibrate_entropy_threshold(Path(args.model), probs)
     split = args.split if args.split_dir else "all"
     scores.update(model=classifier.name, split=split, degrade=args.degrade, skipped=skipped)
 
@@ -80,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipped (unreadable): {', '.join(skipped)}")
         if html:
             print(f"confusion matrix figure: {html}")
+        if "entropy_threshold" in scores:
+            print(f"entropy threshold for the confidence note, stored in config.json: {scores['entropy_threshold']}")
     return 0
 
 
