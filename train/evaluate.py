@@ -94,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         figure = confusion_figure(scores["confusion"], classifier.genres, title)
         figure.write_html(html, include_plotlyjs=True)  # self-contained: opens offline
         scores["confusion_html"] = str(html)
+    if Path(args.model).is_dir():  # kept beside the model for `python -m train.report`
+        (Path(args.model) / f"{name.removeprefix('confusion-').removesuffix('.html')}.eval.json").write_text(
+            json.dumps(scores, indent=1)
+        )
     if args.json:
         print(json.dumps(scores))
     else:

@@ -42,13 +42,33 @@ def results_table(weights: Path) -> str:
     return "\n".join(rows)
 
 
+def robustness_table(weights: Path) -> str:
+    """Valid balanced accuracy, clean and through the simulated classroom (``train.evaluate --degrade``)."""
+    conditions = ("valid", "valid-light", "valid-moderate", "valid-severe")
+    rows = ["| model | clean | light | moderate | severe |", "|---|---|---|---|---|"]
+    for model_dir in sorted(p for p in weights.iterdir() if (p / "valid-moderate.eval.json").exists()):
+        cells = []
+        for condition in conditions:
+            file = model_dir / f"{condition}.eval.json"
+            if file.exists():
+                s = json.loads(file.read_text())
+                cells.append(f"{s['balanced_accuracy']:.1%} (acc {s['accuracy']:.1%})")
+            else:
+                cells.append("-")
+        rows.append(f"| `{model_dir.name}` | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", default="weights")
     weights = Path(parser.parse_args(argv).weights)
     readme = weights / "README.md"
     text = readme.read_text()
-    block = f"{START}\n{results_table(weights)}\n{END}"
+    block = (
+        f"{START}\n{results_table(weights)}\n\nThrough a simulated classroom (speaker, room, noise, laptop mic; "
+        f"`train.evaluate --degrade`), valid balanced accuracy (accuracy):\n\n{robustness_table(weights)}\n{END}"
+    )
     readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
     print(block)
     return 0
