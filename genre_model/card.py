@@ -32,8 +32,12 @@ Web app: `python app.py --model {{ repo_id }}`. Code, training and evaluation: t
 
 GTZAN (Tzanetakis & Cook, 2002), restricted to the clips this project could recover: an incomplete,
 unbalanced subset of the train and valid ids of the artist-filtered split of Kereliuk, Sturm & Larsen (2015).
-Clips used: {{ counts }}. Trained with `python -m train --model {{ arch }}`; best checkpoint chosen on valid
-(epoch {{ best_epoch }} of {{ epochs_run }}, {{ train_minutes }} min on {{ device }}).
+Clips used: {{ counts }}. Trained with `python -m train --model {{ arch }}`
+{%- if arch == "musicnn-genre" %}: the pretrained backbone frozen, a logistic-regression head fitted on its
+features of clean clips and of a simulated-classroom copy of each, weight decay chosen on valid
+{%- else %}; best checkpoint chosen on valid (epoch {{ best_epoch }} of {{ epochs_run }}){% endif %}
+({{ train_minutes }} min on {{ device }}).{% if refit %} The chosen head was then refitted on train + valid for
+the published weights; the valid numbers below are from the head fitted on train only, before the refit.{% endif %}
 
 ## Results
 
@@ -147,6 +151,7 @@ def render_card(config: dict, n_params: int, description: str, metrics: dict | N
         epochs_run=metrics.get("epochs_run", "?"),
         train_minutes=f"{metrics.get('train_seconds', 0) / 60:.0f}",
         device=metrics.get("device", "?"),
+        refit=any("refit_on" in row for row in metrics.get("history", [])),
         **{k: config[k] for k in ("n_mels", "n_fft", "hop_length", "sample_rate")},
         window_s=f"{config['window_s']:.2f}",
     )
