@@ -26,7 +26,7 @@ from .probe import fit_head
 # Per-architecture defaults: the paper's models see whole 30 s clips, the default model many 3 s crops.
 ARCH_DEFAULTS = {
     "seed-cnn": dict(epochs=40, batch_size=16, lr=1e-3, crops_per_clip=1, mixup_alpha=0.0, patience=10),
-    "ffnn": dict(epochs=60, batch_size=32, lr=1e-3, crops_per_clip=1, mixup_alpha=0.0, patience=15),
+    "ffnn": dict(epochs=30, batch_size=32, lr=1e-3, crops_per_clip=1, mixup_alpha=0.0, patience=10),
     "musicnn-genre": dict(epochs=1, batch_size=32, lr=1e-2, crops_per_clip=1, mixup_alpha=0.0, patience=1),
     "chunk-cnn": dict(epochs=30, batch_size=32, lr=1e-3, crops_per_clip=4, mixup_alpha=0.4, patience=20),
 }
