@@ -22,7 +22,7 @@ def _ci(scores: dict, key: str) -> str:
 
 def results_table(weights: Path) -> str:
     rows = [
-        "| model | params | size | train acc | valid acc (95% CI) | valid balanced acc (95% CI) | paper train / test "
+        "| model | stored values | size | train acc | valid acc (95% CI) | valid balanced acc (95% CI) | paper train / test "
         "| training time |",
         "|---|---|---|---|---|---|---|---|",
     ]
