@@ -123,6 +123,16 @@ def test_server_classify_endpoint_and_recovery(server, write_audio, tmp_path):
     assert "2.0 s analyzed" in facts
 
 
+def test_oversized_upload_is_refused(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    big = tmp_path / "big.wav"
+    with open(big, "wb") as f:
+        f.truncate(51 * 1024 * 1024)  # over max_file_size (50 MB), sparse on disk
+    with pytest.raises(Exception, match="(?i)file size|too large|exceed"):
+        Client(server, verbose=False).predict(handle_file(str(big)), api_name="/classify")
+
+
 CHROMIUM = "/usr/bin/chromium"
 
 

@@ -22,8 +22,8 @@ def _ci(scores: dict, key: str) -> str:
 
 def results_table(weights: Path) -> str:
     rows = [
-        "| model | stored values | size | train acc | valid acc (95% CI) | valid balanced acc (95% CI) | paper train / test "
-        "| training time |",
+        "| model | stored values | size | train acc | valid acc (95% CI) | valid balanced acc (95% CI) "
+        "| paper train / test | training time |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for metrics_file in sorted(weights.glob("*/metrics.json")):
