@@ -5,7 +5,7 @@ Method: gradient x (input - silence), i.e. the first-order estimate of how much 
 would drop if that time-frequency bin were silenced. It is one backward pass (cheap enough for a live demo,
 unlike occlusion, which needs a forward pass per patch), works for every architecture here (Grad-CAM would
 need a per-model layer choice), and it is not an energy map: a loud bin the model ignores gets zero gradient.
-Only positive evidence is kept; the map is smoothed over 3x3 bins and scaled to [0, 1].
+Only positive evidence is kept; the map is smoothed over 3x3 bins and scaled to [0, 1] by its 99th percentile.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def explain(classifier: GenreClassifier, audio: AudioInput | Waveform, genre: st
     relevance = (grad * (logmel.detach() - floor)).clamp_min(0)
     relevance = F.avg_pool2d(relevance[:, None], 3, stride=1, padding=1)[:, 0].cpu().numpy()
     grid, _ = classifier._stitch(relevance, starts)
-    grid = grid / grid.max() if grid.max() > 0 else grid
+    scale = np.percentile(grid[grid > 0], 99) if (grid > 0).any() else 1.0
+    grid = np.clip(grid / scale, 0, 1)  # a few extreme bins must not wash out the rest of the map
     sr, win, n = classifier.sample_rate, model.config.window_samples, len(wave.samples)
     ranked = sorted(zip(starts, probs.detach().cpu().numpy()), key=lambda sp: -sp[1])[:3]
     top = [(s / sr, min(s + win, n) / sr, float(p)) for s, p in ranked]
