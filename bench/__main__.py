@@ -56,7 +56,7 @@ def stages(classifier: GenreClassifier, path: Path) -> dict:
     cfg = classifier.model.config
     raw, sr = sf.read(path, dtype="float32")
     wave = load_audio(path, cfg.sample_rate)
-    windows = torch.from_numpy(classifier._windows(wave.samples, classifier.window_starts(len(wave.samples))))
+    windows = torch.from_numpy(classifier.all_windows(wave.samples))
     logmel = classifier.model.frontend(windows)
     prediction = classifier.predict(wave, with_features=True)
     mel_hz = classifier.model.frontend.mel_frequencies.numpy()

@@ -52,7 +52,7 @@ def explain(classifier: GenreClassifier, audio: AudioInput | Waveform, genre: st
         raise ValueError(f"Unknown genre '{genre}': choose one of {', '.join(classifier.genres)}.")
     target = classifier.genres.index(genre)
     starts = classifier.window_starts(len(wave.samples))
-    windows = torch.from_numpy(classifier._windows(wave.samples, starts)).to(classifier.device)
+    windows = torch.from_numpy(classifier.cut_windows(wave.samples, starts)).to(classifier.device)
     model = classifier.model
     with torch.no_grad():
         logmel = model.frontend(windows)  # (windows, mels, frames)
@@ -62,7 +62,7 @@ def explain(classifier: GenreClassifier, audio: AudioInput | Waveform, genre: st
     floor = logmel.detach().amin(dim=(1, 2), keepdim=True)  # silence, in this front end's units
     relevance = (grad * (logmel.detach() - floor)).clamp_min(0)
     relevance = F.avg_pool2d(relevance[:, None], 3, stride=1, padding=1)[:, 0].cpu().numpy()
-    grid, _ = classifier._stitch(relevance, starts)
+    grid, _ = classifier.stitch(relevance, starts)
     scale = np.percentile(grid[grid > 0], 99) if (grid > 0).any() else 1.0
     grid = np.clip(grid / scale, 0, 1)  # a few extreme bins must not wash out the rest of the map
     sr, win, n = classifier.sample_rate, model.config.window_samples, len(wave.samples)

@@ -110,7 +110,7 @@ class GenreClassifier:
         t0 = time.perf_counter()
         waves = [self.load(item) for item in items]
         starts = [self.window_starts(len(w.samples)) for w in waves]
-        windows = np.concatenate([self._windows(w.samples, s) for w, s in zip(waves, starts)])
+        windows = np.concatenate([self.cut_windows(w.samples, s) for w, s in zip(waves, starts)])
         logmel, probs = self._forward(windows, with_features)
         elapsed_ms = (time.perf_counter() - t0) * 1000 / len(waves)
         predictions, offset = [], 0
@@ -120,7 +120,11 @@ class GenreClassifier:
             predictions.append(self._prediction(wave, clip_starts, probs[rows], logmel, rows, elapsed_ms))
         return predictions
 
-    def _windows(self, samples: np.ndarray, starts: list[int]) -> np.ndarray:
+    def all_windows(self, samples: np.ndarray) -> np.ndarray:
+        """(n_windows, window_samples): the windows the model sees for ``samples``."""
+        return self.cut_windows(samples, self.window_starts(len(samples)))
+
+    def cut_windows(self, samples: np.ndarray, starts: list[int]) -> np.ndarray:
         win = self.model.config.window_samples
         out = np.zeros((len(starts), win), dtype=np.float32)  # short audio: zero-padded (silence)
         for i, s in enumerate(starts):
@@ -148,7 +152,7 @@ class GenreClassifier:
             n = len(wave.samples)
             for s, p in zip(starts, probs):
                 segments.append(Segment(s / sr, min(s + win, n) / sr, dict(zip(genres, map(float, p)))))
-        grid, times = self._stitch(logmel[rows], starts) if logmel is not None else (None, None)
+        grid, times = self.stitch(logmel[rows], starts) if logmel is not None else (None, None)
         return Prediction(
             genre=genres[int(mean.argmax())],
             probabilities=dict(zip(genres, map(float, mean))),
@@ -162,7 +166,7 @@ class GenreClassifier:
             frame_times_s=times,
         )
 
-    def _stitch(self, logmels: np.ndarray, starts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    def stitch(self, logmels: np.ndarray, starts: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Join the windows' log-mels into one time axis, each window contributing up to the next one's start."""
         hop = self.model.config.hop_length
         parts, times = [], []

@@ -45,7 +45,7 @@ def window_features(model: MusicnnGenre, waves: list[Waveform], desc: str, cache
         if file and file.exists():
             f = np.load(file)
         else:
-            windows = torch.from_numpy(classifier._windows(wave.samples, classifier.window_starts(len(wave.samples))))
+            windows = torch.from_numpy(classifier.all_windows(wave.samples))
             f = model.backbone(model.frontend(windows))[1].numpy()
             if file:
                 np.save(file, f)
