@@ -17,7 +17,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from genre_model.audio import AUDIO_SUFFIXES, AudioError
+from genre_model.audio import AUDIO_SUFFIXES, AudioError, Waveform
 from genre_model.explain import explain
 from genre_model.inference import GenreClassifier, Prediction
 from genre_model.live import LiveListener
@@ -53,15 +53,20 @@ def load_models(model: str | None, device: str | None) -> AppModels:
     return AppModels(main, compare)
 
 
-def _classify(classifier: GenreClassifier, audio, with_features: bool = False) -> Prediction:
-    """Run the model; turn bad input into a short message for the user, never a stack trace."""
+def _load(classifier: GenreClassifier, audio) -> Waveform:
+    """Decode the user's audio; bad input becomes a short message for the user, never a stack trace."""
     if audio is None:
         raise gr.Error("No audio yet: upload a file or record a clip first.", print_exception=False)
     try:
-        return classifier.predict(audio, with_features=with_features)
+        return classifier.load(audio)
     except AudioError as err:  # the user's input, not our bug: one log line, no traceback
         log.info("rejected input: %s", err)
         raise gr.Error(str(err), print_exception=False) from None
+
+
+def _classify(classifier: GenreClassifier, wave: Waveform, with_features: bool = False) -> Prediction:
+    try:
+        return classifier.predict(wave, with_features=with_features)
     except Exception:  # noqa: BLE001 - keep serving; the log gets the details, the user a plain message
         log.exception("prediction failed")
         raise gr.Error("Something went wrong while analyzing this clip. Try another file.") from None
@@ -75,8 +80,8 @@ def facts_line(p: Prediction) -> str:
 def analyze(models: AppModels, audio):
     """Analyze tab: facts, top-3 label, probability bars, waveform, log-mel, genre timeline."""
     classifier = models.main
-    prediction = _classify(classifier, audio, with_features=True)
-    wave = classifier.load(audio)  # cheap: decoded again only to draw the envelope of what was analyzed
+    wave = _load(classifier, audio)
+    prediction = _classify(classifier, wave, with_features=True)
     frontend = classifier.model.frontend
     figures = prediction_figures(
         prediction, wave.samples, wave.sample_rate, frontend.mel_frequencies.numpy(), frontend.unit
@@ -94,18 +99,13 @@ def analyze(models: AppModels, audio):
 def explain_clip(models: AppModels, audio, genre: str):
     """Explain tab: relevance overlay for the predicted (or chosen) genre, strongest windows, confidence note."""
     classifier = models.main
-    if audio is None:
-        raise gr.Error("No audio yet: upload a file or record a clip first.", print_exception=False)
-    try:
-        e = explain(classifier, audio, None if genre == PREDICTED else genre)
-    except AudioError as err:
-        raise gr.Error(str(err), print_exception=False) from None
+    wave = _load(classifier, audio)
+    e = explain(classifier, wave, None if genre == PREDICTED else genre)
     p = e.prediction
     figure = explanation_figure(p.logmel, e.relevance, p.frame_times_s,
                                 classifier.model.frontend.mel_frequencies.numpy(), e.genre)  # fmt: skip
     rows = "\n".join(f"| {a:.1f}-{b:.1f} s | {prob:.0%} |" for a, b, prob in e.top_segments)
     table = f"Windows that sounded most like **{e.genre}**:\n\n| where | {e.genre} |\n|---|---|\n{rows}"
-    wave = classifier.load(audio)
     start, end, _ = e.top_segments[0]
     strongest = (wave.sample_rate, wave.samples[int(start * wave.sample_rate) : int(end * wave.sample_rate)])
     return f"**{p.genre}** · {e.note}", figure, table, strongest
@@ -114,8 +114,8 @@ def explain_clip(models: AppModels, audio, genre: str):
 def compare(models: AppModels, audio):
     """Compare tab: the same clip through every model, side by side."""
     outputs = []
-    for title, classifier in models.compare.items():
-        p = _classify(classifier, audio)
+    for title, classifier in models.compare.items():  # models may differ in sample rate: each decodes for itself
+        p = _classify(classifier, _load(classifier, audio))
         outputs += [dict(p.top(3)), probability_figure(p.probabilities, title=f"{title}: {p.elapsed_ms:.0f} ms")]
     return outputs
 

@@ -45,8 +45,8 @@ def confidence_note(p: Prediction, entropy_threshold: float | None) -> str:
 
 def explain(classifier: GenreClassifier, audio: AudioInput | Waveform, genre: str | None = None) -> Explanation:
     """Relevance of every log-mel bin for ``genre`` (default: the predicted one)."""
-    prediction = classifier.predict(audio, with_features=True)
-    wave = classifier.load(audio)
+    wave = classifier.load(audio)  # decoded once, used for the prediction and the gradients
+    prediction = classifier.predict(wave, with_features=True)
     genre = genre or prediction.genre
     if genre not in classifier.genres:
         raise ValueError(f"Unknown genre '{genre}': choose one of {', '.join(classifier.genres)}.")
