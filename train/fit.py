@@ -23,11 +23,11 @@ from .data import Clip, WaveformCache, genre_counts, scan_dataset, split_clips
 from .metrics import summarize
 from .probe import fit_head
 
-# Per-architecture defaults: the paper's models see whole 30 s clips, the default model many 3 s crops.
+# Per-architecture defaults: the paper's models see whole 30 s clips, chunk-cnn many 3 s crops.
 ARCH_DEFAULTS = {
     "seed-cnn": dict(epochs=40, batch_size=16, lr=1e-3, crops_per_clip=1, mixup_alpha=0.0, patience=10),
     "ffnn": dict(epochs=30, batch_size=32, lr=1e-3, crops_per_clip=1, mixup_alpha=0.0, patience=10),
-    "musicnn-genre": dict(epochs=1, batch_size=32, lr=1e-2, crops_per_clip=1, mixup_alpha=0.0, patience=1),
+    "musicnn-genre": {},  # a linear probe on a frozen backbone: its settings live in train/probe.py
     "chunk-cnn": dict(epochs=30, batch_size=32, lr=1e-3, crops_per_clip=4, mixup_alpha=0.4, patience=20),
 }
 
