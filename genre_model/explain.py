@@ -31,10 +31,20 @@ class Explanation:
     prediction: Prediction
 
 
+def normalized_entropy(probs: np.ndarray) -> np.ndarray:
+    """Entropy of each row of probabilities over log(number of genres): 0 = certain, 1 = uniform."""
+    probs = np.asarray(probs)
+    return -(probs * np.log(probs + 1e-12)).sum(axis=-1) / np.log(probs.shape[-1])
+
+
+def calibrate_entropy_threshold(probs: np.ndarray) -> float:
+    """The threshold the confidence note uses: the 95th percentile of normalized entropy over (valid) clips."""
+    return round(float(np.percentile(normalized_entropy(probs), 95)), 4)
+
+
 def confidence_note(p: Prediction, entropy_threshold: float | None) -> str:
     (g1, p1), (g2, p2) = p.top(2)
-    probs = np.array(list(p.probabilities.values()))
-    entropy = float(-(probs * np.log(probs + 1e-12)).sum() / np.log(len(probs)))
+    entropy = float(normalized_entropy(list(p.probabilities.values())))
     if entropy_threshold is not None and entropy > entropy_threshold:
         return (f"Unsure: this clip does not look like the music the model was trained on (uncertainty "
                 f"{entropy:.2f} > {entropy_threshold:.2f}); treat the answer as a guess.")  # fmt: skip

@@ -21,6 +21,7 @@ from .musicnn import LogCompressedMel, MusicnnBackbone
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "musicnn-genre"
+MUSICNN_DIR = WEIGHTS_DIR / "musicnn-msd"  # the converted pretrained backbone (train.convert_musicnn)
 
 
 @dataclass
@@ -227,7 +228,7 @@ class MusicnnGenre(GenreNet):
         """The backbone's weights are musicnn's (ISC licence): its notice travels with every copy."""
         super()._save_pretrained(save_directory)
         for name in ("LICENSE-musicnn.md", "NOTICE.md"):
-            source = WEIGHTS_DIR / "musicnn-msd" / name
+            source = MUSICNN_DIR / name
             if source.exists():
                 shutil.copy(source, Path(save_directory) / name)
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from genre_model.models import WEIGHTS_DIR, build_model
+from genre_model.models import MUSICNN_DIR, build_model
 from genre_model.musicnn import MSD_TAGS, LogCompressedMel, MusicnnBackbone
 from train.convert_musicnn import reference_inputs, tf_name_map, to_state_dict
 
 REFERENCE = Path(__file__).parent / "data" / "musicnn_reference.npz"
-BACKBONE = WEIGHTS_DIR / "musicnn-msd" / "model.safetensors"
+BACKBONE = MUSICNN_DIR / "model.safetensors"
 
 
 @pytest.fixture(scope="module")

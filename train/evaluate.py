@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from genre_model.audio import AudioError, load_audio
+from genre_model.explain import calibrate_entropy_threshold
 from genre_model.inference import GenreClassifier
 from genre_model.plots import confusion_figure
 
@@ -44,12 +45,9 @@ def evaluate(classifier: GenreClassifier, clips, degrade_severity: str | None = 
     return summarize(y_true, y_pred, genres), skipped, probs
 
 
-def calibrate_entropy_threshold(model_dir: Path, probs: list) -> float:
-    """Store the 95th percentile of normalized prediction entropy in the model's config.json: above it the app
-    says a clip looks unlike the training data."""
-    p = np.asarray(probs)
-    entropy = -(p * np.log(p + 1e-12)).sum(axis=1) / np.log(p.shape[1])
-    threshold = round(float(np.percentile(entropy, 95)), 4)
+def store_entropy_threshold(model_dir: Path, probs: list) -> float:
+    """Store the confidence note's threshold, calibrated on these predictions, in the model's config.json."""
+    threshold = calibrate_entropy_threshold(np.asarray(probs))
     config_file = model_dir / "config.json"
     config = json.loads(config_file.read_text())
     config_file.write_text(json.dumps({**config, "entropy_threshold": threshold}, indent=2, sort_keys=True))
@@ -81,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibrate:
         if not Path(args.model).is_dir() or args.degrade:
             parser.error("--calibrate needs a local model folder and clean (not --degrade) audio")
-        scores["entropy_threshold"] = calibrate_entropy_threshold(Path(args.model), probs)
+        scores["entropy_threshold"] = store_entropy_threshold(Path(args.model), probs)
     split = args.split if args.split_dir else "all"
     scores.update(model=classifier.name, split=split, degrade=args.degrade, skipped=skipped)
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from genre_model.audio import Waveform
+from genre_model.explain import calibrate_entropy_threshold
 from genre_model.inference import GenreClassifier, pick_device
 from genre_model.models import ARCHITECTURES, GenreNet, MusicnnGenre, build_model
 
@@ -177,8 +178,7 @@ def train(cfg: TrainConfig) -> dict:
     train_seconds = time.perf_counter() - t0
 
     valid_probs = scores.pop("valid_probs")
-    entropy = -(valid_probs * np.log(valid_probs + 1e-12)).sum(axis=1) / np.log(valid_probs.shape[1])
-    model.config.entropy_threshold = round(float(np.percentile(entropy, 95)), 4)  # for the app's confidence note
+    model.config.entropy_threshold = calibrate_entropy_threshold(valid_probs)  # for the app's confidence note
     metrics = {
         "model": cfg.model,
         "config": asdict(cfg),

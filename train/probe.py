@@ -19,12 +19,12 @@ from tqdm import tqdm
 
 from genre_model.audio import Waveform
 from genre_model.inference import GenreClassifier
-from genre_model.models import WEIGHTS_DIR, MusicnnGenre
+from genre_model.models import MUSICNN_DIR, MusicnnGenre
 
 from .degrade import SEVERITIES, degrade
 from .metrics import balanced_accuracy, summarize
 
-BACKBONE = WEIGHTS_DIR / "musicnn-msd" / "model.safetensors"
+BACKBONE = MUSICNN_DIR / "model.safetensors"
 WEIGHT_DECAYS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 
 
