@@ -117,7 +117,8 @@ class GenreClassifier:
         for wave, clip_starts in zip(waves, starts):
             rows = slice(offset, offset + len(clip_starts))
             offset += len(clip_starts)
-            predictions.append(self._prediction(wave, clip_starts, probs[rows], logmel, rows, elapsed_ms))
+            clip_logmels = None if logmel is None else logmel[rows]
+            predictions.append(self.to_prediction(wave, clip_starts, probs[rows], clip_logmels, elapsed_ms))
         return predictions
 
     def all_windows(self, samples: np.ndarray) -> np.ndarray:
@@ -143,7 +144,9 @@ class GenreClassifier:
                 mels.append(logmel.float().cpu())
         return (torch.cat(mels).numpy() if with_features else None), torch.cat(probs).numpy()
 
-    def _prediction(self, wave, starts, probs, logmel, rows, elapsed_ms) -> Prediction:
+    def to_prediction(self, wave: Waveform, starts: list[int], probs: np.ndarray, logmels: np.ndarray | None,
+                      elapsed_ms: float) -> Prediction:  # fmt: skip
+        """One clip's `Prediction` from its windows' probabilities (n_windows, n_genres) and log-mels (or None)."""
         sr, win, genres = self.sample_rate, self.model.config.window_samples, self.genres
         mean = probs.mean(axis=0)
         mean = mean / mean.sum()
@@ -152,7 +155,7 @@ class GenreClassifier:
             n = len(wave.samples)
             for s, p in zip(starts, probs):
                 segments.append(Segment(s / sr, min(s + win, n) / sr, dict(zip(genres, map(float, p)))))
-        grid, times = self.stitch(logmel[rows], starts) if logmel is not None else (None, None)
+        grid, times = self.stitch(logmels, starts) if logmels is not None else (None, None)
         return Prediction(
             genre=genres[int(mean.argmax())],
             probabilities=dict(zip(genres, map(float, mean))),

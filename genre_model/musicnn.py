@@ -62,9 +62,33 @@ class _Branch(nn.Module):
         self.conv = nn.Conv2d(1, filters, kernel)
         self.bn = _bn2d(filters)
 
+    def _conv(self, x: torch.Tensor, sign: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+        """(B, 1, T, F) -> the conv output and its frequency axis: (B, C, T', F') and 3, or for filters along time
+        only (B, F, C, T') and 1. With ``sign``, each channel's weights and bias are multiplied by it."""
+        weight, bias = self.conv.weight, self.conv.bias
+        if sign is not None:
+            weight, bias = weight * sign[:, None, None, None], bias * sign
+        if weight.shape[3] > 1:
+            return F.conv2d(x, weight, bias), 3
+        # the same 1-D filter on every band: run as conv1d with the bands in the batch, 1.2x faster forward and 4x
+        # faster backward (explanations) than a 2-D (k, 1) kernel here
+        b, _, t, f = x.shape
+        y = F.conv1d(x[:, 0].transpose(1, 2).reshape(b * f, 1, t), weight[..., 0], bias)  # (B * F, C, T')
+        return y.view(b, f, *y.shape[1:]), 1
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (0, 0, *self.time_pad))
-        return self.bn(F.relu(self.conv(x))).amax(dim=3)
+        if self.bn.training:
+            y, freq = self._conv(x)
+            return self.bn(F.relu(y.movedim(freq, 3))).amax(dim=3)
+        # Same result, a third faster: ReLU is monotone and the frozen batch norm is a per-channel affine map, so
+        # the max over frequency can be taken first, on the conv output (min where the BN scale is negative: the
+        # sign is folded into the conv), and ReLU + BN then run on (B, C, T) instead of (B, C, T, F).
+        sign = torch.where(self.bn.weight < 0, -1.0, 1.0)  # same sign as weight / sqrt(var + eps)
+        y, freq = self._conv(x, sign)
+        # with gradients (explanations), max() keeps only the argmax indices for the backward pass, not y
+        peak = y.max(dim=freq).values if torch.is_grad_enabled() else y.amax(dim=freq)
+        return self.bn(F.relu(peak * sign[:, None]).unsqueeze(3)).squeeze(3)
 
 
 class _MidendConv(nn.Module):

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from genre_model.models import MUSICNN_DIR, build_model
-from genre_model.musicnn import MSD_TAGS, LogCompressedMel, MusicnnBackbone
+from genre_model.musicnn import MSD_TAGS, LogCompressedMel, MusicnnBackbone, _Branch
 from train.convert_musicnn import reference_inputs, tf_name_map, to_state_dict
 
 REFERENCE = Path(__file__).parent / "data" / "musicnn_reference.npz"
@@ -32,6 +32,29 @@ def test_network_matches_tensorflow_reference(backbone):
             logits, penultimate = backbone(logmel)
         np.testing.assert_allclose(logits.numpy(), ref[f"{name}/logits"], atol=1e-4, rtol=0)
         np.testing.assert_allclose(penultimate.numpy(), ref[f"{name}/penultimate"], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("kernel,pad", [((7, 38), (3, 3)), ((32, 1), (15, 16))])
+def test_branch_shortcut_equals_the_plain_formula_and_its_gradient(kernel, pad):
+    torch.manual_seed(0)
+    branch = _Branch(12, kernel, pad)
+    with torch.no_grad():  # frozen batch norm with scales of both signs, as in the real weights
+        branch.bn.weight.copy_(torch.randn(12))
+        branch.bn.bias.copy_(torch.randn(12))
+        branch.bn.running_mean.copy_(torch.randn(12))
+        branch.bn.running_var.copy_(torch.rand(12) + 0.5)
+    branch.eval()
+    x = torch.randn(2, 1, 40, 96, requires_grad=True)
+    plain = branch.bn(torch.relu(branch.conv(torch.nn.functional.pad(x, (0, 0, *pad))))).amax(dim=3)
+    fast = branch(x)
+    assert fast.shape == (2, 12, 40)
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=0)
+    weights = torch.randn_like(plain)
+    (g_plain,) = torch.autograd.grad((plain * weights).sum(), x)
+    (g_fast,) = torch.autograd.grad((fast * weights).sum(), x)
+    torch.testing.assert_close(g_fast, g_plain, atol=1e-5, rtol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(branch(x), plain, atol=1e-5, rtol=0)
 
 
 def test_front_end_matches_the_reference_log_mel():
