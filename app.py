@@ -30,6 +30,7 @@ COMPARE_MODELS = ("chunk-cnn", "seed-cnn", "ffnn")  # our from-scratch CNN and t
 LIVE_WINDOW_S = 6.0
 PREDICTED = "the predicted genre"
 LIVE_UPDATE_S = 0.9  # new audio between two live predictions
+TAGS_SHOWN = 6
 CSS = "#live-label .output-class {font-size: 3.5rem !important;} #live-label {font-size: 1.6rem;}"
 
 
@@ -78,7 +79,7 @@ def facts_line(p: Prediction) -> str:
 
 
 def analyze(models: AppModels, audio):
-    """Analyze tab: facts, top-3 label, probability bars, waveform, log-mel, genre timeline."""
+    """Analyze tab: facts, top-3 label, probability bars, waveform, log-mel, genre timeline, pretrained tags."""
     classifier = models.main
     wave = _load(classifier, audio)
     prediction = _classify(classifier, wave, with_features=True)
@@ -93,6 +94,7 @@ def analyze(models: AppModels, audio):
         figures["waveform"],
         figures["spectrogram"],
         gr.Plot(figures["timeline"], visible=figures["timeline"] is not None),
+        dict(sorted(prediction.tags.items(), key=lambda kv: -kv[1])[:TAGS_SHOWN]) if prediction.tags else None,
     )
 
 
@@ -164,10 +166,16 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
                     facts = gr.Markdown()
                     label = gr.Label(num_top_classes=3, label="Top genres")
                     bars = gr.Plot(label="Probabilities")
+                    tags = gr.Label(
+                        num_top_classes=TAGS_SHOWN,
+                        label="Tags the pretrained musicnn tagger hears (Million Song Dataset tags, each scored "
+                        "on its own; not this app's genre decision)",
+                        visible=bool(models.main.model.tag_names),
+                    )
             waveform = gr.Plot(label="Waveform")
             spectrogram = gr.Plot(label="Log-mel spectrogram")
             timeline = gr.Plot(label="Genre over time", visible=False)
-            outputs = [facts, label, bars, waveform, spectrogram, timeline]
+            outputs = [facts, label, bars, waveform, spectrogram, timeline, tags]
 
             def run(x):
                 return analyze(models, x)

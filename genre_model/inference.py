@@ -37,6 +37,7 @@ class Prediction:
     model_name: str
     device: str
     elapsed_ms: float
+    tags: dict[str, float] | None = None  # a pretrained backbone's own tags (independent probabilities), if any
     logmel: np.ndarray | None = field(default=None, repr=False)  # (n_mels, frames) as the network saw it
     frame_times_s: np.ndarray | None = field(default=None, repr=False)  # start time of each logmel column
 
@@ -49,6 +50,10 @@ class Prediction:
         for key in ("logmel", "frame_times_s"):
             d.pop(key)
         return d
+
+
+def _joined(parts: list[torch.Tensor]) -> np.ndarray | None:
+    return torch.cat(parts).numpy() if parts else None
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -111,14 +116,15 @@ class GenreClassifier:
         waves = [self.load(item) for item in items]
         starts = [self.window_starts(len(w.samples)) for w in waves]
         windows = np.concatenate([self.cut_windows(w.samples, s) for w, s in zip(waves, starts)])
-        logmel, probs = self._forward(windows, with_features)
+        logmel, probs, tags = self._forward(windows, with_features)
         elapsed_ms = (time.perf_counter() - t0) * 1000 / len(waves)
         predictions, offset = [], 0
         for wave, clip_starts in zip(waves, starts):
             rows = slice(offset, offset + len(clip_starts))
             offset += len(clip_starts)
             clip_logmels = None if logmel is None else logmel[rows]
-            predictions.append(self.to_prediction(wave, clip_starts, probs[rows], clip_logmels, elapsed_ms))
+            clip_tags = None if tags is None else tags[rows]
+            predictions.append(self.to_prediction(wave, clip_starts, probs[rows], clip_logmels, elapsed_ms, clip_tags))
         return predictions
 
     def all_windows(self, samples: np.ndarray) -> np.ndarray:
@@ -134,19 +140,24 @@ class GenreClassifier:
         return out
 
     @torch.inference_mode()
-    def _forward(self, windows: np.ndarray, with_features: bool) -> tuple[np.ndarray | None, np.ndarray]:
-        """(n_windows, samples) -> log-mels (n_windows, n_mels, frames) or None, probabilities (n_windows, n_genres)."""
-        mels, probs = [], []
+    def _forward(self, windows: np.ndarray, with_features: bool):
+        """(n_windows, samples) -> log-mels (n_windows, n_mels, frames) or None, genre probabilities
+        (n_windows, n_genres), tag probabilities (n_windows, n_tags) or None."""
+        mels, probs, tags = [], [], []
         for batch in torch.from_numpy(windows).split(_MAX_BATCH):
             logmel = self.model.frontend(batch.to(self.device))
-            probs.append(torch.softmax(self.model.classify(logmel), dim=-1).float().cpu())
+            logits, tag_logits = self.model.classify_and_tag(logmel)
+            probs.append(torch.softmax(logits, dim=-1).float().cpu())
+            if tag_logits is not None:
+                tags.append(torch.sigmoid(tag_logits).float().cpu())
             if with_features:
                 mels.append(logmel.float().cpu())
-        return (torch.cat(mels).numpy() if with_features else None), torch.cat(probs).numpy()
+        return _joined(mels), _joined(probs), _joined(tags)
 
     def to_prediction(self, wave: Waveform, starts: list[int], probs: np.ndarray, logmels: np.ndarray | None,
-                      elapsed_ms: float) -> Prediction:  # fmt: skip
-        """One clip's `Prediction` from its windows' probabilities (n_windows, n_genres) and log-mels (or None)."""
+                      elapsed_ms: float, tags: np.ndarray | None = None) -> Prediction:  # fmt: skip
+        """One clip's `Prediction` from its windows' genre probabilities (n_windows, n_genres), log-mels and tag
+        probabilities (n_windows, n_tags), each averaged or stitched over the windows."""
         sr, win, genres = self.sample_rate, self.model.config.window_samples, self.genres
         mean = probs.mean(axis=0)
         mean = mean / mean.sum()
@@ -165,6 +176,7 @@ class GenreClassifier:
             model_name=self.name,
             device=str(self.device),
             elapsed_ms=elapsed_ms,
+            tags=None if tags is None else dict(zip(self.model.tag_names, map(float, tags.mean(axis=0)))),
             logmel=grid,
             frame_times_s=times,
         )

@@ -16,7 +16,7 @@ from torch import nn
 from . import __version__
 from .card import render_card
 from .features import LogMel
-from .musicnn import LogCompressedMel, MusicnnBackbone
+from .musicnn import MSD_TAGS, LogCompressedMel, MusicnnBackbone
 
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -79,6 +79,13 @@ class GenreNet(
 
     def classify(self, logmel: torch.Tensor) -> torch.Tensor:  # (batch, n_mels, frames) -> (batch, n_genres)
         raise NotImplementedError
+
+    tag_names: list[str] = []  # tags a pretrained backbone also predicts (none for models trained from scratch)
+
+    def classify_and_tag(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(batch, n_mels, frames) -> genre logits and, if ``tag_names``, tag logits (batch, n_tags) from the same
+        pass."""
+        return self.classify(logmel), None
 
     def generate_model_card(self, metrics: dict | None = None, repo_id: str | None = None) -> ModelCard:
         """Used by ``save_pretrained``/``push_to_hub``: our card, with the training metrics when given."""
@@ -203,7 +210,7 @@ class ChunkCNN(GenreNet):
 class MusicnnGenre(GenreNet):
     """Genre head on the pretrained musicnn backbone (Pons & Serra, ISMIR 2019 LBD; Million Song Dataset tags,
     converted by ``train.convert_musicnn``): 3 s patches of 96-band log-compressed mel at 16 kHz -> the backbone's
-    200-d penultimate features -> dropout -> dense 10. The backbone's 50 MSD tags stay available (`tags`).
+    200-d penultimate features -> dropout -> dense 10. The backbone's 50 MSD tags come out of the same pass.
     Shapes: 96x187 -> 561x187 (front end) -> 753x187 (mid end) -> 1506 (max+mean over time) -> 200 -> 10.
     """
 
@@ -216,13 +223,19 @@ class MusicnnGenre(GenreNet):
     def make_frontend(config: ModelConfig) -> nn.Module:
         return LogCompressedMel(config.sample_rate, config.n_fft, config.hop_length, config.n_mels)
 
+    tag_names = MSD_TAGS
+
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         self.backbone = MusicnnBackbone(config.n_mels)
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(200, len(config.genres)))
 
     def classify(self, logmel: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(logmel)[1])
+        return self.classify_and_tag(logmel)[0]
+
+    def classify_and_tag(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tags, penultimate = self.backbone(logmel)  # the backbone is frozen: its tags are musicnn's own
+        return self.head(penultimate), tags
 
     def _save_pretrained(self, save_directory) -> None:
         """The backbone's weights are musicnn's (ISC licence): its notice travels with every copy."""
@@ -231,10 +244,6 @@ class MusicnnGenre(GenreNet):
             source = MUSICNN_DIR / name
             if source.exists():
                 shutil.copy(source, Path(save_directory) / name)
-
-    def tags(self, waveform: torch.Tensor) -> torch.Tensor:
-        """(batch, samples) -> probabilities of the 50 MSD tags (`genre_model.musicnn.MSD_TAGS`)."""
-        return torch.sigmoid(self.backbone(self.frontend(waveform))[0])
 
 
 ARCHITECTURES: dict[str, type[GenreNet]] = {

@@ -130,10 +130,13 @@ class MusicnnBackbone(nn.Module):
         self.dropout = nn.Dropout(0.5)
         self.tags = nn.Linear(backend, n_tags)
 
-    def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, n_mels, T) -> (tag logits (B, 50), penultimate (B, 200))."""
+    def front_end(self, logmel: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, T) -> (B, 561, T): the pretrained filters, 95% of the compute."""
         x = self.input_bn(logmel.transpose(1, 2).unsqueeze(1))  # (B, 1, T, F) as TF's (B, T, F, 1)
-        front = torch.cat([branch(x) for branch in self.frontend], dim=1)  # (B, 561, T)
+        return torch.cat([branch(x) for branch in self.frontend], dim=1)
+
+    def from_front_end(self, front: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 561, T) -> (tag logits (B, 50), penultimate (B, 200)): mid end and back end."""
         m1 = self.midend[0](front)
         m2 = self.midend[1](m1) + m1
         m3 = self.midend[2](m2) + m2
@@ -141,3 +144,7 @@ class MusicnnBackbone(nn.Module):
         pooled = torch.stack([features.amax(dim=2), features.mean(dim=2)], dim=2).flatten(1)  # TF order: max, mean
         penultimate = self.dense_bn(F.relu(self.dense(self.dropout(self.pool_bn(pooled)))))
         return self.tags(self.dropout(penultimate)), penultimate
+
+    def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, n_mels, T) -> (tag logits (B, 50), penultimate (B, 200))."""
+        return self.from_front_end(self.front_end(logmel))

@@ -12,7 +12,8 @@ import pytest
 
 import app
 from genre_model.inference import GenreClassifier
-from genre_model.models import GENRES
+from genre_model.models import DEFAULT_MODEL, GENRES, WEIGHTS_DIR
+from genre_model.musicnn import MSD_TAGS
 from tests.conftest import chirp, noise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +28,7 @@ def models(random_model_dir):
 
 def test_analyze_handler_outputs(models, write_audio):
     path = write_audio("clip.wav", noise(8.0))
-    facts, label, bars, waveform, spectrogram, timeline = app.analyze(models, str(path))
+    facts, label, bars, waveform, spectrogram, timeline, tags = app.analyze(models, str(path))
     expected = models.main.predict(str(path))
     assert "8.0 s analyzed" in facts and "chunk-cnn-random" in facts and "ms" in facts
     assert list(label) == [g for g, _ in expected.top(3)]
@@ -35,6 +36,18 @@ def test_analyze_handler_outputs(models, write_audio):
     assert waveform.layout.xaxis.title.text == "time (s)"
     assert spectrogram.data[0].z.shape[0] == 128
     assert timeline.visible and len(json.loads(timeline.value["plot"])["data"]) == 10  # one trace per genre
+    assert tags is None  # a model trained from scratch has no pretrained tagger
+
+
+def test_analyze_shows_the_pretrained_tags_of_the_default_model(write_audio):
+    if not (WEIGHTS_DIR / DEFAULT_MODEL / "model.safetensors").exists():
+        pytest.skip(f"weights/{DEFAULT_MODEL} is not there")
+    main = GenreClassifier.from_pretrained(None, device="cpu")
+    path = write_audio("clip.wav", chirp(4.0))
+    *_, tags = app.analyze(app.AppModels(main, {}), str(path))
+    expected = main.predict(str(path)).tags
+    assert len(tags) == app.TAGS_SHOWN and set(tags) <= set(MSD_TAGS)
+    assert list(tags.values()) == sorted(expected.values(), reverse=True)[: app.TAGS_SHOWN]
 
 
 def test_analyze_rejects_bad_input_with_a_short_message(models, tmp_path):

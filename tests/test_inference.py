@@ -16,6 +16,7 @@ def test_prediction_fields(classifier, write_audio):
     assert p.genre == max(p.probabilities, key=p.probabilities.get)
     assert p.duration_s == pytest.approx(4.0, abs=0.01) and p.analyzed_s == pytest.approx(4.0, abs=0.01)
     assert p.model_name == "chunk-cnn-random" and p.device == "cpu" and p.elapsed_ms > 0
+    assert p.tags is None  # trained from scratch: no pretrained tagger to report
     assert [g for g, _ in p.top(3)] == sorted(GENRES, key=lambda g: -p.probabilities[g])[:3]
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from genre_model.inference import GenreClassifier
 from genre_model.models import MUSICNN_DIR, build_model
 from genre_model.musicnn import MSD_TAGS, LogCompressedMel, MusicnnBackbone, _Branch
 from train.convert_musicnn import reference_inputs, tf_name_map, to_state_dict
@@ -93,7 +94,11 @@ def test_genre_model_tags_and_head_training_step(backbone):
     model = build_model("musicnn-genre")
     model.backbone.load_state_dict(backbone.state_dict())
     x = 0.1 * torch.randn(4, model.config.window_samples)
-    assert model.eval().tags(x).shape == (4, len(MSD_TAGS)) and len(MSD_TAGS) == 50
+    with torch.no_grad():
+        genre_logits, tag_logits = model.eval().classify_and_tag(model.frontend(x))
+        torch.testing.assert_close(tag_logits, backbone(model.frontend(x))[0])  # the pretrained tagger's own
+    assert genre_logits.shape == (4, 10) and tag_logits.shape == (4, 50)
+    assert model.tag_names == MSD_TAGS and len(MSD_TAGS) == 50 and "jazz" in MSD_TAGS
     head_before = model.head[1].weight.detach().clone()
     optimizer = torch.optim.Adam(model.head.parameters(), lr=1e-2)
     loss = torch.nn.functional.cross_entropy(model.train()(x), torch.tensor([0, 1, 2, 3]))
@@ -101,3 +106,17 @@ def test_genre_model_tags_and_head_training_step(backbone):
     optimizer.step()
     assert not torch.equal(head_before, model.head[1].weight)
     assert model.backbone.frontend[0].conv.weight.grad is not None  # trainable end to end when unfrozen
+
+
+def test_prediction_carries_the_pretrained_tags(backbone):
+    model = build_model("musicnn-genre")
+    model.backbone.load_state_dict(backbone.state_dict())
+    classifier = GenreClassifier(model, "musicnn-test", torch.device("cpu"))
+    rng = np.random.default_rng(0)
+    audio = (16_000, (0.1 * rng.standard_normal(7 * 16_000)).astype(np.float32))
+    p = classifier.predict(audio)
+    assert list(p.tags) == MSD_TAGS and all(0.0 <= v <= 1.0 for v in p.tags.values())
+    windows = torch.from_numpy(classifier.all_windows(classifier.load(audio).samples))
+    with torch.no_grad():
+        expected = torch.sigmoid(backbone(model.frontend(windows))[0]).mean(dim=0)
+    np.testing.assert_allclose(list(p.tags.values()), expected.numpy(), atol=1e-5)

@@ -8,6 +8,7 @@ is kept. Minutes on a CPU instead of hours, and little data cannot overfit a 2 0
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +35,16 @@ def load_backbone(model: MusicnnGenre) -> None:
     model.backbone.load_state_dict(load_file(BACKBONE), strict=True)
 
 
+def penultimate(model: MusicnnGenre, windows: torch.Tensor) -> np.ndarray:
+    """(windows, samples) -> the backbone's 200-d features (windows, 200): what the genre head reads."""
+    return model.backbone(model.frontend(windows))[1].numpy()
+
+
 @torch.inference_mode()
-def window_features(model: MusicnnGenre, waves: list[Waveform], desc: str, cache: Path | None = None):
-    """Penultimate features (windows, 200) of every inference window of every clip, each window's clip index.
-    With ``cache``, features are stored per clip keyed by the audio's content, so reruns skip the backbone."""
+def window_features(model: MusicnnGenre, waves: list[Waveform], desc: str, cache: Path | None = None,
+                    extract: Callable[[MusicnnGenre, torch.Tensor], np.ndarray] = penultimate):  # fmt: skip
+    """``extract`` of every inference window of every clip, concatenated, and each window's clip index.
+    With ``cache``, results are stored per clip keyed by the audio's content, so reruns skip the backbone."""
     classifier = GenreClassifier(model, model.config.arch, torch.device("cpu"))
     feats, owner = [], []
     for i, wave in enumerate(tqdm(waves, desc=desc, unit="clip", leave=False)):
@@ -45,8 +52,7 @@ def window_features(model: MusicnnGenre, waves: list[Waveform], desc: str, cache
         if file and file.exists():
             f = np.load(file)
         else:
-            windows = torch.from_numpy(classifier.all_windows(wave.samples))
-            f = model.backbone(model.frontend(windows))[1].numpy()
+            f = extract(model, torch.from_numpy(classifier.all_windows(wave.samples)))
             if file:
                 np.save(file, f)
         feats.append(f)
