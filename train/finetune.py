@@ -78,7 +78,7 @@ def finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
     x_valid, own_valid = window_features(model, valid[0], "front end valid", cache, front_end_output)
     y_train, y_valid = np.asarray(train[1]), np.asarray(valid[1])
     clip_windows = np.split(np.arange(len(own_train)), np.cumsum(np.bincount(own_train))[:-1])
-    class_weight = torch.from_numpy(len(y_train) / (10 * np.bincount(y_train, minlength=10))).float()
+    class_weight = torch.from_numpy(len(y_train) / (10 * np.bincount(y_train, minlength=10).clip(min=1))).float()
     pretrained = _set_trainable(model, UNFROZEN[cfg.unfreeze])
     optimizer = torch.optim.AdamW(
         [{"params": pretrained, "lr": cfg.lr}, {"params": model.head.parameters(), "lr": cfg.head_lr}],

@@ -21,14 +21,15 @@ from genre_model.inference import GenreClassifier, pick_device
 from genre_model.models import ARCHITECTURES, GenreNet, MusicnnGenre, build_model
 
 from .data import Clip, WaveformCache, genre_counts, scan_dataset, split_clips
+from .finetune import UNFROZEN, FinetuneConfig, finetune
 from .metrics import summarize
-from .probe import fit_head
+from .probe import degraded_copies, fit_head
 
 # Per-architecture defaults: the paper's models see whole 30 s clips, chunk-cnn many 3 s crops.
 ARCH_DEFAULTS = {
     "seed-cnn": dict(epochs=40, batch_size=16, lr=1e-3, crops_per_clip=1, mixup_alpha=0.0, patience=10),
     "ffnn": dict(epochs=30, batch_size=32, lr=1e-3, crops_per_clip=1, mixup_alpha=0.0, patience=10),
-    "musicnn-genre": {},  # a linear probe on a frozen backbone: its settings live in train/probe.py
+    "musicnn-genre": {},  # a linear probe on a frozen backbone (train/probe.py), optionally fine-tuned (finetune.py)
     "chunk-cnn": dict(epochs=30, batch_size=32, lr=1e-3, crops_per_clip=4, mixup_alpha=0.4, patience=20),
 }
 
@@ -51,6 +52,7 @@ class TrainConfig:
     cache_dir: str = ".cache/waveforms"
     augment: bool = True  # musicnn-genre: add a classroom-degraded copy of every training clip
     refit_on_valid: bool = False  # musicnn-genre: after choosing on valid, refit the head on train + valid
+    unfreeze: str | None = None  # musicnn-genre: after the probe, fine-tune these pretrained layers (finetune.py)
 
 
 def random_crops(waves: list[Waveform], idx: np.ndarray, n_samples: int, rng: np.random.Generator) -> torch.Tensor:
@@ -144,6 +146,22 @@ def fit_network(model: GenreNet, cfg: TrainConfig, train_waves: list[Waveform], 
     return history, best_epoch
 
 
+def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Waveform], list[int]],
+                   valid: tuple[list[Waveform], list[int]]) -> tuple[list, dict]:  # fmt: skip
+    """The musicnn-genre schedule: the linear probe on the frozen backbone, then (``cfg.unfreeze``) fine-tuning,
+    with a classroom-degraded copy of every training clip unless ``cfg.augment`` is off."""
+    if cfg.unfreeze and cfg.refit_on_valid:
+        raise SystemExit("error: --refit-on-valid refits the linear probe only; leave out --unfreeze with it.")
+    n_clean, cache = len(train[0]), Path(cfg.cache_dir).parent
+    if cfg.augment:
+        train = (train[0] + degraded_copies(train[0], cfg.seed), train[1] * 2)
+    history, scores = fit_head(model, train, valid, n_clean, cfg.seed, cfg.refit_on_valid, cache / "features")
+    if cfg.unfreeze:
+        more, scores = finetune(model, train, valid, n_clean, cfg.seed, cache / "front", FinetuneConfig(cfg.unfreeze))
+        history += more
+    return history, scores
+
+
 def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -165,11 +183,8 @@ def train(cfg: TrainConfig) -> dict:
     print(f"clips: train {len(train_waves)}, valid {len(valid_clips)}; listed but absent: {missing}")
 
     t0 = time.perf_counter()
-    if isinstance(model, MusicnnGenre):  # pretrained backbone: fit only the genre head, on cached features
-        history, scores = fit_head(
-            model, (train_waves, train_labels), (valid_waves, valid_labels), cfg.seed, cfg.augment,
-            cfg.refit_on_valid, Path(cfg.cache_dir).parent / "features",
-        )  # fmt: skip
+    if isinstance(model, MusicnnGenre):  # pretrained backbone: fit the genre head on cached features first
+        history, scores = fit_pretrained(model, cfg, (train_waves, train_labels), (valid_waves, valid_labels))
         best_epoch = 0
     else:
         history, best_epoch = fit_network(model, cfg, train_waves, train_labels, valid_waves, valid_labels, device, rng)
@@ -225,6 +240,11 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         action="store_true",
         default=None,
         help="musicnn-genre: refit the chosen head on train + valid (valid scores reported before)",
+    )
+    parser.add_argument(
+        "--unfreeze",
+        choices=list(UNFROZEN),
+        help="musicnn-genre: after the linear probe, fine-tune these pretrained layers with the head",
     )
     parser.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     parser.add_argument("--cache-dir", help="where decoded waveforms are cached (default: .cache/waveforms)")

@@ -98,20 +98,17 @@ def balanced_weights(labels: np.ndarray, owner: np.ndarray) -> np.ndarray:
 
 
 def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid: tuple[list[Waveform], list[int]],
-             seed: int, augment: bool = True, refit: bool = False,
-             cache: Path | None = None) -> tuple[list, dict]:  # fmt: skip
+             n_clean: int, seed: int, refit: bool = False, cache: Path | None = None) -> tuple[list, dict]:  # fmt: skip
     """Fit ``model.head`` in place; returns one history row per weight decay tried and the scores (train, valid,
     valid probabilities) of the chosen head, computed from the features exactly as `GenreClassifier` would.
-    With ``augment``, the head also sees a degraded copy of every training clip (classroom microphones).
-    With ``refit``, the chosen setting is then refitted on train + valid (more data for the final model; the
-    returned valid scores are from before the refit, so they stay honest)."""
+    ``train`` may hold degraded copies (`degraded_copies`) after its first ``n_clean`` clips; train is scored on
+    the clean ones. With ``refit``, the chosen setting is then refitted on train + valid (more data for the final
+    model; the returned valid scores are from before the refit, so they stay honest)."""
     load_backbone(model)
     model.eval()
     if cache:
         cache.mkdir(parents=True, exist_ok=True)
     train_waves, y_clip = train[0], np.asarray(train[1])
-    if augment:
-        train_waves, y_clip = train_waves + degraded_copies(train_waves, seed), np.concatenate([y_clip, y_clip])
     x_train, own_train = window_features(model, train_waves, "features train", cache)
     x_valid, own_valid = window_features(model, valid[0], "features valid", cache)
     y_train, y_valid_clip = y_clip[own_train], np.asarray(valid[1])
@@ -130,7 +127,6 @@ def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
     _, head, decay, pred = best
     genres = model.config.genres
     train_pred = clip_probabilities(head, x_train, own_train, own_train.max() + 1).argmax(axis=1)
-    n_clean = len(train[0])  # score train on the clean clips only, as the other models are
     scores = {"train": summarize(y_clip[:n_clean].tolist(), train_pred[:n_clean].tolist(), genres),
               "valid": summarize(y_valid_clip.tolist(), pred.tolist(), genres)}  # fmt: skip
     if refit:

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from genre_model.inference import GenreClassifier
 from tests.conftest import SHARED, chirp, needs_shared, noise, tone
@@ -71,3 +72,25 @@ def test_training_on_a_handful_of_real_clips(tmp_path):
     metrics = train(parse_args(args))
     one_each = {g: 1 for g in ("blues", "classical", "metal")}  # 3 clips per genre: 1 train, 1 valid, 1 test
     assert metrics["clips"]["train"] == one_each and metrics["clips"]["valid"] == one_each
+
+
+def test_musicnn_probe_then_fine_tune_the_back_end(tiny_dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    from genre_model.models import MUSICNN_DIR, load_model
+
+    if not (MUSICNN_DIR / "model.safetensors").exists():
+        pytest.skip("weights/musicnn-msd not converted (python -m train.convert_musicnn)")
+    out = tmp_path / "musicnn"
+    args = ["--model", "musicnn-genre", "--data", str(tiny_dataset), "--out", str(out), "--unfreeze", "backend",
+            "--cache-dir", str(tmp_path / "cache" / "waveforms"), "--device", "cpu"]  # fmt: skip
+    metrics = train(parse_args(args))
+    assert metrics["history"][-1]["finetune"]["unfreeze"] == "backend"
+    assert (tmp_path / "cache" / "front").is_dir() and (tmp_path / "cache" / "features").is_dir()
+    pretrained, tuned = load_file(MUSICNN_DIR / "model.safetensors"), load_model(out).backbone.state_dict()
+    assert torch.equal(tuned["frontend.0.conv.weight"], pretrained["frontend.0.conv.weight"])  # frozen
+    assert torch.equal(tuned["dense_bn.running_mean"], pretrained["dense_bn.running_mean"])  # statistics kept
+    kept_probe = metrics["history"][-1]["best_epoch"] == 0  # epoch 0: the probe alone was best on valid
+    assert torch.equal(tuned["dense.weight"], pretrained["dense.weight"]) == kept_probe
+    with pytest.raises(SystemExit, match="refit"):
+        train(parse_args([*args, "--refit-on-valid"]))
