@@ -19,7 +19,7 @@ import gradio as gr
 
 from genre_model.audio import AUDIO_SUFFIXES, AudioError, Waveform
 from genre_model.explain import explain
-from genre_model.inference import GenreClassifier, Prediction
+from genre_model.inference import GenreClassifier, Prediction, keep_freed_memory
 from genre_model.live import LiveListener
 from genre_model.models import ModelNotFoundError
 from genre_model.plots import explanation_figure, prediction_figures, probability_figure, timeline_figure
@@ -254,6 +254,7 @@ def main() -> None:
     parser.add_argument("--examples", default=None, help="folder of your own example clips")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    keep_freed_memory()
     try:
         models = load_models(args.model, args.device)
     except (ModelNotFoundError, OSError, ValueError) as err:

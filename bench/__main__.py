@@ -24,7 +24,7 @@ import torch
 
 from genre_model.audio import load_audio
 from genre_model.explain import explain
-from genre_model.inference import GenreClassifier
+from genre_model.inference import GenreClassifier, keep_freed_memory
 from genre_model.models import WEIGHTS_DIR, build_model
 from genre_model.plots import prediction_figures
 from genre_model.synth import EXAMPLES
@@ -139,6 +139,7 @@ def main() -> None:
     torch.manual_seed(0)
     machine = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()}
     report: dict = {"machine": {**machine, "cpu": platform.processor() or platform.machine()}}
+    report["machine"]["keeps_freed_memory"] = keep_freed_memory()  # as the app and the CLI do
     available = [m for m in MODELS if (WEIGHTS_DIR / m / "model.safetensors").exists()]
     report["missing_models"] = [m for m in MODELS if m not in available]
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,7 @@ import json
 import sys
 
 from .audio import AudioError
-from .inference import GenreClassifier, Prediction
+from .inference import GenreClassifier, Prediction, keep_freed_memory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     predict.add_argument("--json", action="store_true", help="one JSON object per file per line")
     args = parser.parse_args(argv)
+    keep_freed_memory()
 
     try:
         classifier = GenreClassifier.from_pretrained(args.model, device=args.device)
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _as_json(path: str, p: Prediction) -> dict:
     summary = p.to_dict()
-    keys = ("genre", "probabilities", "segments", "duration_s", "elapsed_ms")
+    keys = ("genre", "probabilities", "segments", "duration_s", "elapsed_ms") + (("tags",) if p.tags else ())
     return {"file": path, **{k: summary[k] for k in keys}}
 
 

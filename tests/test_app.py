@@ -122,9 +122,7 @@ def test_server_classify_endpoint_and_recovery(server, write_audio, tmp_path):
     from gradio_client import Client, handle_file
 
     client = Client(server, verbose=False)
-    facts, label, *_ = client.predict(
-        handle_file(str(write_audio("clip.wav", chirp(5.0)))), api_name="/classify"
-    )
+    facts, label, *_ = client.predict(handle_file(str(write_audio("clip.wav", chirp(5.0)))), api_name="/classify")
     assert "5.0 s analyzed" in facts and len(label["confidences"]) == 3
     assert label["label"] == label["confidences"][0]["label"]
     junk = tmp_path / "junk.mp3"

@@ -45,3 +45,15 @@ def test_usage_errors_exit_two(tmp_path):
     assert run_cli().returncode == 2
     result = run_cli("predict", "--model", str(tmp_path / "no-model"), "x.wav")
     assert result.returncode == 2 and "No trained model" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_json_of_the_default_model_carries_the_pretrained_tags(files):
+    from genre_model.models import DEFAULT_MODEL, WEIGHTS_DIR
+    from genre_model.musicnn import MSD_TAGS
+
+    if not (WEIGHTS_DIR / DEFAULT_MODEL / "model.safetensors").exists():
+        pytest.skip(f"weights/{DEFAULT_MODEL} is not there")
+    result = run_cli("predict", "--json", str(files[0][0]))
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stdout)
+    assert list(line["tags"]) == MSD_TAGS and all(0 <= v <= 1 for v in line["tags"].values())

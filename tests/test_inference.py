@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -65,3 +67,10 @@ def test_bad_input_raises_audio_error(classifier):
 def test_missing_model_names_the_path(tmp_path):
     with pytest.raises(ModelNotFoundError, match="missing-model"):
         GenreClassifier.from_pretrained(tmp_path / "missing-model")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
+def test_keep_freed_memory_takes_on_glibc():
+    code = "from genre_model.inference import keep_freed_memory; print(keep_freed_memory())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "True", result.stderr
