@@ -185,7 +185,7 @@ def train(cfg: TrainConfig) -> dict:
     t0 = time.perf_counter()
     if isinstance(model, MusicnnGenre):  # pretrained backbone: fit the genre head on cached features first
         history, scores = fit_pretrained(model, cfg, (train_waves, train_labels), (valid_waves, valid_labels))
-        best_epoch = 0
+        best_epoch = history[-1].get("best_epoch", 0)  # 0: the probe, no fine-tuning epoch
     else:
         history, best_epoch = fit_network(model, cfg, train_waves, train_labels, valid_waves, valid_labels, device, rng)
         scores = {"train": evaluate_clips(model, train_waves, train_labels, device)[0]}
