@@ -35,9 +35,13 @@ unbalanced subset of the train and valid ids of the artist-filtered split of Ker
 Clips used: {{ counts }}. Trained with `python -m train --model {{ arch }}`
 {%- if arch == "musicnn-genre" %}: the pretrained backbone frozen, a logistic-regression head fitted on its
 features of clean clips and of a simulated-classroom copy of each, weight decay chosen on valid
+{%- if unfreeze %}, then its {{ unfreeze }} layers unfrozen and fine-tuned with the head (best valid epoch
+{{ best_epoch }}; epoch 0 is the head alone){% endif %}
 {%- else %}; best checkpoint chosen on valid (epoch {{ best_epoch }} of {{ epochs_run }}){% endif %}
 ({{ train_minutes }} min on {{ device }}).{% if refit %} The chosen head was then refitted on train + valid for
 the published weights; the valid numbers below are from the head fitted on train only, before the refit.{% endif %}
+{%- if arch == "musicnn-genre" and not unfreeze %} Fine-tuning the back end or mid end after the head (`--unfreeze`)
+did not beat it convincingly on valid; see the project README.{% endif %}
 
 ## Results
 
@@ -152,6 +156,7 @@ def render_card(config: dict, n_params: int, description: str, metrics: dict | N
         train_minutes=f"{metrics.get('train_seconds', 0) / 60:.0f}",
         device=metrics.get("device", "?"),
         refit=any("refit_on" in row for row in metrics.get("history", [])),
+        unfreeze=metrics.get("config", {}).get("unfreeze"),
         **{k: config[k] for k in ("n_mels", "n_fft", "hop_length", "sample_rate")},
         window_s=f"{config['window_s']:.2f}",
     )
