@@ -171,6 +171,7 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
                         label="Tags the pretrained musicnn tagger hears (Million Song Dataset tags, each scored "
                         "on its own; not this app's genre decision)",
                         visible=bool(models.main.model.tag_names),
+                        show_heading=False,  # a big top tag would read like the genre answer
                     )
             waveform = gr.Plot(label="Waveform")
             spectrogram = gr.Plot(label="Log-mel spectrogram")
