@@ -42,6 +42,8 @@ class ModelConfig:
     genres: list[str] = field(default_factory=lambda: list(GENRES))
     # normalized prediction entropy above which a clip is "unlike the training data" (95th percentile on valid)
     entropy_threshold: float | None = None
+    # musicnn-genre: False once fine-tuning has changed the layers the pretrained tag head reads (its tags then lie)
+    pretrained_tags: bool = True
     package_version: str = __version__
 
     @property
@@ -223,19 +225,18 @@ class MusicnnGenre(GenreNet):
     def make_frontend(config: ModelConfig) -> nn.Module:
         return LogCompressedMel(config.sample_rate, config.n_fft, config.hop_length, config.n_mels)
 
-    tag_names = MSD_TAGS
-
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         self.backbone = MusicnnBackbone(config.n_mels)
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(200, len(config.genres)))
+        self.tag_names = MSD_TAGS if config.pretrained_tags else []
 
     def classify(self, logmel: torch.Tensor) -> torch.Tensor:
         return self.classify_and_tag(logmel)[0]
 
-    def classify_and_tag(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        tags, penultimate = self.backbone(logmel)  # the backbone is frozen: its tags are musicnn's own
-        return self.head(penultimate), tags
+    def classify_and_tag(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        tags, penultimate = self.backbone(logmel)
+        return self.head(penultimate), tags if self.tag_names else None
 
     def _save_pretrained(self, save_directory) -> None:
         """The backbone's weights are musicnn's (ISC licence): its notice travels with every copy."""

@@ -116,6 +116,8 @@ def finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
         elif epoch - best[1] >= cfg.patience:
             break
     model.load_state_dict(best[2])
+    if best[1] > 0:  # the pretrained tag head now reads fine-tuned features: its tags would mislead
+        model.config.pretrained_tags, model.tag_names = False, []
     for p in model.parameters():
         p.requires_grad_(True)
     model.eval()

@@ -78,6 +78,7 @@ def test_musicnn_probe_then_fine_tune_the_back_end(tiny_dataset, tmp_path):
     from safetensors.torch import load_file
 
     from genre_model.models import MUSICNN_DIR, load_model
+    from genre_model.musicnn import MSD_TAGS
 
     if not (MUSICNN_DIR / "model.safetensors").exists():
         pytest.skip("weights/musicnn-msd not converted (python -m train.convert_musicnn)")
@@ -92,5 +93,6 @@ def test_musicnn_probe_then_fine_tune_the_back_end(tiny_dataset, tmp_path):
     assert torch.equal(tuned["dense_bn.running_mean"], pretrained["dense_bn.running_mean"])  # statistics kept
     kept_probe = metrics["history"][-1]["best_epoch"] == 0  # epoch 0: the probe alone was best on valid
     assert torch.equal(tuned["dense.weight"], pretrained["dense.weight"]) == kept_probe
+    assert (load_model(out).tag_names == MSD_TAGS) == kept_probe  # fine-tuned features: no pretrained tags
     with pytest.raises(SystemExit, match="refit"):
         train(parse_args([*args, "--refit-on-valid"]))
