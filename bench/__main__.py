@@ -165,7 +165,6 @@ def main() -> None:
         "seed-cnn": training_step_seconds("seed-cnn", 16, 23),  # 353 clips / 16
     }
     if classifiers:  # the Explain tab's cost over the Analyze tab's on the same decoded clip
-        default = classifiers[available[0]]
         wave = default.load((22_050, x))
         predict_ms = timed(lambda: default.predict(wave, with_features=True), 5)
         explain_ms = timed(lambda: explain(default, wave), 5)

@@ -229,7 +229,10 @@ class MusicnnGenre(GenreNet):
         super().__init__(config)
         self.backbone = MusicnnBackbone(config.n_mels)
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(200, len(config.genres)))
-        self.tag_names = MSD_TAGS if config.pretrained_tags else []
+
+    @property
+    def tag_names(self) -> list[str]:
+        return MSD_TAGS if self.config.pretrained_tags else []
 
     def classify(self, logmel: torch.Tensor) -> torch.Tensor:
         return self.classify_and_tag(logmel)[0]

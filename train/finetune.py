@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from genre_model.audio import Waveform
 from genre_model.models import MusicnnGenre
 
 from .metrics import balanced_accuracy, summarize
-from .probe import window_features
+from .probe import clip_probabilities, window_features
 
 UNFROZEN = {"backend": ("pool_bn", "dense", "dense_bn"), "midend": ("midend", "pool_bn", "dense", "dense_bn")}
 
@@ -49,12 +50,9 @@ def _window_logits(model: MusicnnGenre, front: np.ndarray) -> torch.Tensor:
     return model.head(model.backbone.from_front_end(torch.from_numpy(front).float())[1])
 
 
-@torch.no_grad()
-def clip_probabilities(model: MusicnnGenre, front: np.ndarray, owner: np.ndarray, n_clips: int) -> np.ndarray:
-    """Mean of window softmaxes per clip, as `GenreClassifier` computes it."""
+def _clip_probabilities(model: MusicnnGenre, front: np.ndarray, owner: np.ndarray, n_clips: int) -> np.ndarray:
     model.eval()
-    probs = torch.cat([F.softmax(_window_logits(model, front[i : i + 256]), dim=-1) for i in range(0, len(front), 256)])
-    return np.stack([probs[owner == i].mean(dim=0).numpy() for i in range(n_clips)])
+    return clip_probabilities(partial(_window_logits, model), front, owner, n_clips)
 
 
 def _set_trainable(model: MusicnnGenre, layers: tuple[str, ...]) -> list[nn.Parameter]:
@@ -88,7 +86,7 @@ def finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
     torch.manual_seed(seed)
 
     def valid_score() -> float:
-        pred = clip_probabilities(model, x_valid, own_valid, len(y_valid)).argmax(axis=1)
+        pred = _clip_probabilities(model, x_valid, own_valid, len(y_valid)).argmax(axis=1)
         return balanced_accuracy(y_valid, pred)
 
     best = (valid_score(), 0, copy.deepcopy(model.state_dict()))  # epoch 0: the probe's head as it is
@@ -117,13 +115,13 @@ def finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
             break
     model.load_state_dict(best[2])
     if best[1] > 0:  # the pretrained tag head now reads fine-tuned features: its tags would mislead
-        model.config.pretrained_tags, model.tag_names = False, []
+        model.config.pretrained_tags = False
     for p in model.parameters():
         p.requires_grad_(True)
     model.eval()
     clean = own_train < n_clean
-    train_pred = clip_probabilities(model, x_train[clean], own_train[clean], n_clean).argmax(axis=1)
-    valid_probs = clip_probabilities(model, x_valid, own_valid, len(y_valid))
+    train_pred = _clip_probabilities(model, x_train[clean], own_train[clean], n_clean).argmax(axis=1)
+    valid_probs = _clip_probabilities(model, x_valid, own_valid, len(y_valid))
     history.append({"finetune": asdict(cfg), "best_epoch": best[1]})
     return history, {
         "train": summarize(y_train[:n_clean].tolist(), train_pred.tolist(), genres),

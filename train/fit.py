@@ -150,8 +150,6 @@ def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Wave
                    valid: tuple[list[Waveform], list[int]]) -> tuple[list, dict]:  # fmt: skip
     """The musicnn-genre schedule: the linear probe on the frozen backbone, then (``cfg.unfreeze``) fine-tuning,
     with a classroom-degraded copy of every training clip unless ``cfg.augment`` is off."""
-    if cfg.unfreeze and cfg.refit_on_valid:
-        raise SystemExit("error: --refit-on-valid refits the linear probe only; leave out --unfreeze with it.")
     n_clean, cache = len(train[0]), Path(cfg.cache_dir).parent
     if cfg.augment:
         train = (train[0] + degraded_copies(train[0], cfg.seed), train[1] * 2)
@@ -163,6 +161,8 @@ def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Wave
 
 
 def train(cfg: TrainConfig) -> dict:
+    if cfg.unfreeze and cfg.refit_on_valid:  # said before minutes of decoding, not after
+        raise SystemExit("error: --refit-on-valid refits the linear probe only; leave out --unfreeze with it.")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = pick_device(cfg.device)

@@ -60,11 +60,17 @@ def window_features(model: MusicnnGenre, waves: list[Waveform], desc: str, cache
     return np.concatenate(feats), np.asarray(owner)
 
 
-def clip_probabilities(head: nn.Linear, feats: np.ndarray, owner: np.ndarray, n_clips: int) -> np.ndarray:
-    """Mean of window softmaxes per clip, as `GenreClassifier` computes it."""
-    with torch.no_grad():
-        probs = F.softmax(head(torch.from_numpy(feats)), dim=-1).numpy()
+@torch.no_grad()
+def clip_probabilities(logits: Callable[[np.ndarray], torch.Tensor], feats: np.ndarray, owner: np.ndarray,
+                       n_clips: int) -> np.ndarray:  # fmt: skip
+    """Mean of window softmaxes per clip, as `GenreClassifier` computes it; ``logits`` scores a block of windows'
+    features (256 at a time, to bound memory)."""
+    probs = torch.cat([F.softmax(logits(feats[i : i + 256]), dim=-1) for i in range(0, len(feats), 256)]).numpy()
     return np.stack([probs[owner == i].mean(axis=0) for i in range(n_clips)])
+
+
+def _linear(head: nn.Linear) -> Callable[[np.ndarray], torch.Tensor]:
+    return lambda feats: head(torch.from_numpy(feats))
 
 
 def fit_logistic(feats: np.ndarray, labels: np.ndarray, weights: np.ndarray, decay: float, seed: int) -> nn.Linear:
@@ -116,7 +122,7 @@ def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
     history, best = [], None
     for decay in WEIGHT_DECAYS:
         head = fit_logistic(x_train, y_train, weights, decay, seed)
-        pred = clip_probabilities(head, x_valid, own_valid, len(valid[0])).argmax(axis=1)
+        pred = clip_probabilities(_linear(head), x_valid, own_valid, len(valid[0])).argmax(axis=1)
         row = {"weight_decay": decay, "valid_accuracy": float((pred == y_valid_clip).mean()),
                "valid_balanced_accuracy": balanced_accuracy(y_valid_clip, pred)}  # fmt: skip
         history.append(row)
@@ -126,7 +132,7 @@ def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
             best = (row["valid_balanced_accuracy"], head, decay, pred)
     _, head, decay, pred = best
     genres = model.config.genres
-    train_pred = clip_probabilities(head, x_train, own_train, own_train.max() + 1).argmax(axis=1)
+    train_pred = clip_probabilities(_linear(head), x_train, own_train, own_train.max() + 1).argmax(axis=1)
     scores = {"train": summarize(y_clip[:n_clean].tolist(), train_pred[:n_clean].tolist(), genres),
               "valid": summarize(y_valid_clip.tolist(), pred.tolist(), genres)}  # fmt: skip
     if refit:
@@ -136,7 +142,7 @@ def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
         head = fit_logistic(x_all, y_all, balanced_weights(y_all, own_all), decay, seed)
         history.append({"refit_on": "train+valid", "weight_decay": decay})
     model.head[1].load_state_dict(head.state_dict())
-    scores["valid_probs"] = clip_probabilities(head, x_valid, own_valid, len(valid[0]))
+    scores["valid_probs"] = clip_probabilities(_linear(head), x_valid, own_valid, len(valid[0]))
     if refit:
         pred = scores["valid_probs"].argmax(axis=1).tolist()
         scores["valid_after_refit_not_held_out"] = summarize(y_valid_clip.tolist(), pred, genres)
