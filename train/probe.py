@@ -32,7 +32,7 @@ WEIGHT_DECAYS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 def load_backbone(model: MusicnnGenre) -> None:
     if not BACKBONE.exists():
         raise SystemExit(f"error: no musicnn backbone at {BACKBONE}: run `python -m train.convert_musicnn` first.")
-    model.backbone.load_state_dict(load_file(BACKBONE), strict=True)
+    model.backbone.load_pretrained(load_file(BACKBONE))
 
 
 def penultimate(model: MusicnnGenre, windows: torch.Tensor) -> np.ndarray:
@@ -46,9 +46,12 @@ def window_features(model: MusicnnGenre, waves: list[Waveform], desc: str, cache
     """``extract`` of every inference window of every clip, concatenated, and each window's clip index.
     With ``cache``, results are stored per clip keyed by the audio's content, so reruns skip the backbone."""
     classifier = GenreClassifier(model, model.config.arch, torch.device("cpu"))
+    backbone = model.backbone  # int8 or float, and the int8 ranges, change the features: part of the key
+    mode = torch.cat([backbone.input_range] + [b.peak_range for b in backbone.frontend]) * backbone.runs_int8
     feats, owner = [], []
     for i, wave in enumerate(tqdm(waves, desc=desc, unit="clip", leave=False)):
-        file = cache / f"{hashlib.sha1(wave.samples.tobytes()).hexdigest()}.npy" if cache else None
+        key = hashlib.sha1(wave.samples.tobytes() + mode.numpy().tobytes()).hexdigest()
+        file = cache / f"{key}.npy" if cache else None
         if file and file.exists():
             f = np.load(file)
         else:
@@ -58,6 +61,15 @@ def window_features(model: MusicnnGenre, waves: list[Waveform], desc: str, cache
         feats.append(f)
         owner += [i] * len(f)
     return np.concatenate(feats), np.asarray(owner)
+
+
+@torch.inference_mode()
+def calibrate_int8(model: MusicnnGenre, waves: list[Waveform], every: int = 5) -> None:
+    """The backbone's int8 ranges from every ``every``-th window of each training clip (degraded copies included,
+    so microphone input stays in range); everything after this (features, scores, the app) sees int8."""
+    classifier = GenreClassifier(model, model.config.arch, torch.device("cpu"))
+    windows = [torch.from_numpy(classifier.all_windows(w.samples)[::every]) for w in waves]
+    model.backbone.calibrate_int8(torch.cat([model.frontend(w) for w in windows]))
 
 
 @torch.no_grad()
@@ -112,6 +124,7 @@ def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
     model; the returned valid scores are from before the refit, so they stay honest)."""
     load_backbone(model)
     model.eval()
+    calibrate_int8(model, train[0])
     if cache:
         cache.mkdir(parents=True, exist_ok=True)
     train_waves, y_clip = train[0], np.asarray(train[1])
