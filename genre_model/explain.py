@@ -6,6 +6,8 @@ would drop if that time-frequency bin were silenced. It is one backward pass (ch
 unlike occlusion, which needs a forward pass per patch), works for every architecture here (Grad-CAM would
 need a per-model layer choice), and it is not an energy map: a loud bin the model ignores gets zero gradient.
 Only positive evidence is kept; the map is smoothed over 3x3 bins and scaled to [0, 1] by its 99th percentile.
+Each model computes its gradient (`GenreNet.probabilities_with_gradient`); musicnn's comes from the same int8
+forward pass the prediction uses and a sparse backward pass through its front end (`MusicnnBackbone.input_gradient`).
 """
 
 from __future__ import annotations
@@ -65,19 +67,19 @@ def explain(classifier: GenreClassifier, audio: AudioInput | Waveform, genre: st
     starts = classifier.window_starts(len(wave.samples))
     windows = torch.from_numpy(classifier.cut_windows(wave.samples, starts)).to(classifier.device)
     model = classifier.model
-    logmels, probs = [], []
+    logmels, probs, gradients = [], [], []
     for batch in windows.split(_BATCH):
         with torch.no_grad():
-            logmel = model.frontend(batch)  # (windows, mels, frames)
-        logmels.append(logmel.requires_grad_(True))
-        probs.append(torch.softmax(model.classify(logmel), dim=-1))
-    probs = torch.cat(probs)  # (windows, genres)
-    logmel = torch.cat(logmels).detach()
+            logmels.append(model.frontend(batch))  # (windows, mels, frames)
+        batch_probs, gradient = model.probabilities_with_gradient(logmels[-1])
+        probs.append(batch_probs)
+        gradients.append(gradient)
+    probs, logmel = torch.cat(probs), torch.cat(logmels)  # (windows, genres), (windows, mels, frames)
     elapsed_ms = (time.perf_counter() - t0) * 1000
-    prediction = classifier.to_prediction(wave, starts, probs.detach().cpu().numpy(), logmel.cpu().numpy(), elapsed_ms)
+    prediction = classifier.to_prediction(wave, starts, probs.cpu().numpy(), logmel.cpu().numpy(), elapsed_ms)
     genre = genre or prediction.genre
     target = classifier.genres.index(genre)
-    grad = torch.cat(torch.autograd.grad(probs[:, target].sum(), logmels))
+    grad = torch.cat([gradient(target) for gradient in gradients])
     floor = logmel.amin(dim=(1, 2), keepdim=True)  # silence, in this front end's units
     relevance = (grad * (logmel - floor)).clamp_min(0)
     relevance = F.avg_pool2d(relevance[:, None], 3, stride=1, padding=1)[:, 0].cpu().numpy()
@@ -85,7 +87,7 @@ def explain(classifier: GenreClassifier, audio: AudioInput | Waveform, genre: st
     scale = np.percentile(grid[grid > 0], 99) if (grid > 0).any() else 1.0
     grid = np.clip(grid / scale, 0, 1)  # a few extreme bins must not wash out the rest of the map
     sr, win, n = classifier.sample_rate, model.config.window_samples, len(wave.samples)
-    ranked = sorted(zip(starts, probs[:, target].detach().cpu().numpy()), key=lambda sp: -sp[1])[:3]
+    ranked = sorted(zip(starts, probs[:, target].cpu().numpy()), key=lambda sp: -sp[1])[:3]
     top = [(s / sr, min(s + win, n) / sr, float(p)) for s, p in ranked]
     note = confidence_note(prediction, getattr(model.config, "entropy_threshold", None))
     return Explanation(genre, grid.astype(np.float32), top, note, prediction)

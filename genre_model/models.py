@@ -4,6 +4,7 @@ and its preprocessing travels with its weights (``config.json`` + ``model.safete
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .card import render_card
 from .features import LogMel
 from .musicnn import MSD_TAGS, LogCompressedMel, MusicnnBackbone, not_calibration
 
+GradientOf = Callable[[int], torch.Tensor]  # genre index -> d probability / d logmel
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "musicnn-genre"
@@ -88,6 +90,14 @@ class GenreNet(
         """(batch, n_mels, frames) -> genre logits and, if ``tag_names``, tag logits (batch, n_tags) from the same
         pass."""
         return self.classify(logmel), None
+
+    def probabilities_with_gradient(self, logmel: torch.Tensor) -> tuple[torch.Tensor, GradientOf]:
+        """For explanations: softmax probabilities (batch, n_genres) and a function giving, for a genre index,
+        d probability / d logmel (batch, n_mels, frames). One forward pass serves the prediction and the gradient."""
+        logmel = logmel.detach().requires_grad_(True)
+        with torch.enable_grad():
+            probs = torch.softmax(self.classify(logmel), dim=-1)
+        return probs.detach(), lambda genre: torch.autograd.grad(probs[:, genre].sum(), logmel)[0]
 
     def generate_model_card(self, metrics: dict | None = None, repo_id: str | None = None) -> ModelCard:
         """Used by ``save_pretrained``/``push_to_hub``: our card, with the training metrics when given."""
@@ -245,6 +255,20 @@ class MusicnnGenre(GenreNet):
     def classify_and_tag(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         tags, penultimate = self.backbone(logmel)
         return self.head(penultimate), tags if self.tag_names else None
+
+    def probabilities_with_gradient(self, logmel: torch.Tensor) -> tuple[torch.Tensor, GradientOf]:
+        """As `GenreNet`'s, with the front end run as in inference (int8 on CPUs that have it) and its backward
+        pass done sparsely by `MusicnnBackbone.input_gradient`; autograd covers the rest of the network."""
+        front, saved = self.backbone.front_end_for_gradient(logmel)
+        front.requires_grad_(True)
+        with torch.enable_grad():
+            probs = torch.softmax(self.head(self.backbone.from_front_end(front)[1]), dim=-1)
+
+        def gradient(genre: int) -> torch.Tensor:
+            (g_front,) = torch.autograd.grad(probs[:, genre].sum(), front)
+            return self.backbone.input_gradient(g_front, saved)
+
+        return probs.detach(), gradient
 
     def _save_pretrained(self, save_directory) -> None:
         """The backbone's weights are musicnn's (ISC licence): its notice travels with every copy."""
