@@ -1,10 +1,12 @@
 """Why did the model say that? A time-frequency relevance map on the model's own log-mel grid, the windows
 that pushed hardest towards a genre, and a plain-language confidence note.
 
-Method: gradient x (input - silence), i.e. the first-order estimate of how much the chosen genre's probability
-would drop if that time-frequency bin were silenced. It is one backward pass (cheap enough for a live demo,
-unlike occlusion, which needs a forward pass per patch), works for every architecture here (Grad-CAM would
-need a per-model layer choice), and it is not an energy map: a loud bin the model ignores gets zero gradient.
+Method: gradient x (input - silence), i.e. the first-order estimate of how much the evidence for the chosen genre
+would drop if that time-frequency bin were silenced. The evidence is the genre's log-odds, log p / (1 - p) (its
+logit against the others'), not p, whose gradient vanishes in the windows the model is surest of. It is one
+backward pass (cheap enough for a live demo, unlike occlusion, which needs a forward pass per patch), works for
+every architecture here (Grad-CAM would need a per-model layer choice), and it is not an energy map: a loud bin
+the model ignores gets zero gradient.
 Only positive evidence is kept; the map is smoothed over 3x3 bins and scaled to [0, 1] by its 99th percentile.
 Each model computes its gradient (`GenreNet.probabilities_with_gradient`); musicnn's comes from the same int8
 forward pass the prediction uses and a sparse backward pass through its front end (`MusicnnBackbone.input_gradient`).

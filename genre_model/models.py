@@ -19,11 +19,18 @@ from .card import render_card
 from .features import LogMel
 from .musicnn import MSD_TAGS, LogCompressedMel, MusicnnBackbone, not_calibration
 
-GradientOf = Callable[[int], torch.Tensor]  # genre index -> d probability / d logmel
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "musicnn-genre"
 MUSICNN_DIR = WEIGHTS_DIR / "musicnn-msd"  # the converted pretrained backbone (train.convert_musicnn)
+GradientOf = Callable[[int], torch.Tensor]  # genre index -> d log-odds / d logmel
+
+
+def log_odds(logits: torch.Tensor, genre: int) -> torch.Tensor:
+    """Summed over the batch, log(p / (1 - p)) of ``genre`` under softmax: the genre's logit against the others'.
+    What explanations differentiate: unlike p, its gradient does not vanish where the model is already sure."""
+    others = torch.cat([logits[:, :genre], logits[:, genre + 1 :]], dim=1)
+    return (logits[:, genre] - torch.logsumexp(others, dim=1)).sum()
 
 
 @dataclass
@@ -93,11 +100,11 @@ class GenreNet(
 
     def probabilities_with_gradient(self, logmel: torch.Tensor) -> tuple[torch.Tensor, GradientOf]:
         """For explanations: softmax probabilities (batch, n_genres) and a function giving, for a genre index,
-        d probability / d logmel (batch, n_mels, frames). One forward pass serves the prediction and the gradient."""
+        d `log_odds` / d logmel (batch, n_mels, frames). One forward pass serves the prediction and the gradient."""
         logmel = logmel.detach().requires_grad_(True)
         with torch.enable_grad():
-            probs = torch.softmax(self.classify(logmel), dim=-1)
-        return probs.detach(), lambda genre: torch.autograd.grad(probs[:, genre].sum(), logmel)[0]
+            logits = self.classify(logmel)
+        return logits.softmax(dim=-1).detach(), lambda genre: torch.autograd.grad(log_odds(logits, genre), logmel)[0]
 
     def generate_model_card(self, metrics: dict | None = None, repo_id: str | None = None) -> ModelCard:
         """Used by ``save_pretrained``/``push_to_hub``: our card, with the training metrics when given."""
@@ -262,13 +269,13 @@ class MusicnnGenre(GenreNet):
         front, saved = self.backbone.front_end_for_gradient(logmel)
         front.requires_grad_(True)
         with torch.enable_grad():
-            probs = torch.softmax(self.head(self.backbone.from_front_end(front)[1]), dim=-1)
+            logits = self.head(self.backbone.from_front_end(front)[1])
 
         def gradient(genre: int) -> torch.Tensor:
-            (g_front,) = torch.autograd.grad(probs[:, genre].sum(), front)
+            (g_front,) = torch.autograd.grad(log_odds(logits, genre), front)
             return self.backbone.input_gradient(g_front, saved)
 
-        return probs.detach(), gradient
+        return logits.softmax(dim=-1).detach(), gradient
 
     def _save_pretrained(self, save_directory) -> None:
         """The backbone's weights are musicnn's (ISC licence): its notice travels with every copy."""

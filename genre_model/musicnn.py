@@ -30,7 +30,7 @@ warnings.filterwarnings("ignore", message="torch.quantize_per_tensor, torch.quan
 
 
 def int8_supported() -> bool:
-    """Whether torch's x86 int8 kernels are there (5x faster front end); not on ARM, whose engine is slower than
+    """Whether torch's x86 int8 kernels are there (timbral convs 5x faster); not on ARM, whose engine is slower than
     float for these convolutions, nor in a future torch without quantized tensors."""
     return torch.backends.quantized.engine in ("x86", "fbgemm") and hasattr(torch.ops.quantized, "conv2d_prepack")
 
@@ -193,8 +193,8 @@ class MusicnnBackbone(nn.Module):
     concatenated -> 753 channels. Back end: max and mean over time -> 1506 -> dense 200 -> dense 50.
 
     Once calibrated (`calibrate_int8`), inference on a CPU with x86 int8 kernels runs the front-end convolutions
-    in int8: 4x faster for the whole network, genre probabilities within a few hundredths of the float ones.
-    Training and gradients (explanations) always use float; set ``int8 = False`` to force float.
+    in int8: the network 3x faster, genre probabilities within a few hundredths of the float ones. Training and
+    autograd use float; explanations use the int8 forward pass and `input_gradient`; ``int8 = False`` forces float.
     """
 
     def __init__(self, n_mels: int = 96, n_tags: int = 50, midend: int = 64, backend: int = 200):
