@@ -42,6 +42,9 @@ features of clean clips and of a simulated-classroom copy of each, weight decay 
 the published weights; the valid numbers below are from the head fitted on train only, before the refit.{% endif %}
 {%- if arch == "musicnn-genre" and not unfreeze %} Fine-tuning the back end or mid end after the head (`--unfreeze`)
 did not beat it convincingly on valid; see the project README.{% endif %}
+{%- if arch == "musicnn-genre" %} On x86 CPUs the backbone's front-end convolutions run in int8 (8-bit ranges
+calibrated on the training clips and stored with the weights; the head is fitted on those int8 features), elsewhere
+in float.{% endif %}
 
 ## Results
 
