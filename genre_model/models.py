@@ -17,7 +17,7 @@ from torch import nn
 from . import __version__
 from .card import render_card
 from .features import LogMel
-from .musicnn import MSD_TAGS, LogCompressedMel, MusicnnBackbone, not_calibration
+from .musicnn import MSD_TAGS, LogCompressedMel, MusicnnBackbone, require_fit
 
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -123,11 +123,8 @@ class GenreNet(
             hub_kwargs.pop("strict", None)
             weights = hf_hub_download(model_id, "model.safetensors", **hub_kwargs)
         model = cls(config)
-        missing, unexpected = safetensors.torch.load_model(model, weights, strict=False, device=map_location)
-        if not_calibration(missing) or unexpected:
-            missing = not_calibration(missing)
-            raise ValueError(f"Weights in '{model_id}' do not fit {cls.__name__}: missing {missing}, unexpected "
-                             f"{unexpected}. Were they saved by another version of genre_model?")  # fmt: skip
+        loaded = safetensors.torch.load_model(model, weights, strict=False, device=map_location)
+        require_fit(*loaded, f"Weights in '{model_id}' and {cls.__name__}", " Saved by another version of genre_model?")
         return model.eval()
 
 
@@ -263,13 +260,17 @@ class MusicnnGenre(GenreNet):
         tags, penultimate = self.backbone(logmel)
         return self.head(penultimate), tags if self.tag_names else None
 
+    def classify_front_end(self, front: torch.Tensor) -> torch.Tensor:
+        """Genre logits from the backbone's front-end output (B, 561, T): fine-tuning and explanations start there."""
+        return self.head(self.backbone.from_front_end(front)[1])
+
     def probabilities_with_gradient(self, logmel: torch.Tensor) -> tuple[torch.Tensor, GradientOf]:
         """As `GenreNet`'s, with the front end run as in inference (int8 on CPUs that have it) and its backward
         pass done sparsely by `MusicnnBackbone.input_gradient`; autograd covers the rest of the network."""
         front, saved = self.backbone.front_end_for_gradient(logmel)
         front.requires_grad_(True)
         with torch.enable_grad():
-            logits = self.head(self.backbone.from_front_end(front)[1])
+            logits = self.classify_front_end(front)
 
         def gradient(genre: int) -> torch.Tensor:
             (g_front,) = torch.autograd.grad(log_odds(logits, genre), front)

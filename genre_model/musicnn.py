@@ -47,6 +47,13 @@ def not_calibration(keys: list[str]) -> list[str]:
     return [k for k in keys if k.rsplit(".", 1)[-1] not in ("input_range", "peak_range")]
 
 
+def require_fit(missing: list[str], unexpected: list[str], what: str, hint: str = "") -> None:
+    """After a non-strict ``load_state_dict``: every tensor must have fitted but the int8 calibration."""
+    missing = not_calibration(missing)
+    if missing or unexpected:
+        raise ValueError(f"{what} do not fit: missing {missing}, unexpected {unexpected}.{hint}")
+
+
 def _widened(minmax: tuple[torch.Tensor, torch.Tensor], margin: float) -> torch.Tensor:
     """[lo, hi] -> [lo, hi] widened by ``margin`` of its span on both sides and made to include zero."""
     lo, hi = min(minmax[0].item(), 0.0), max(minmax[1].item(), 0.0)
@@ -222,9 +229,7 @@ class MusicnnBackbone(nn.Module):
     def load_pretrained(self, state: dict[str, torch.Tensor]) -> None:
         """Load converted weights (`train.convert_musicnn`): every tensor must match except the int8 calibration,
         which the converted checkpoint does not have."""
-        missing, unexpected = self.load_state_dict(state, strict=False)
-        if not_calibration(missing) or unexpected:
-            raise ValueError(f"musicnn weights do not fit: missing {missing}, unexpected {unexpected}")
+        require_fit(*self.load_state_dict(state, strict=False), "musicnn weights")
 
     @property
     def runs_int8(self) -> bool:
@@ -239,25 +244,27 @@ class MusicnnBackbone(nn.Module):
         (louder or stranger input than the calibration music saturates there). Uses the float path."""
         was_training = self.training
         self.eval()
-        x = self.input_bn(logmel.transpose(1, 2).unsqueeze(1))
+        x = self._normalized(logmel)
         self.input_range.copy_(_widened(x.aminmax(), margin))
         for branch in self.frontend:
             peaks = [branch.run(b)[1] for b in x.split(batch)]
             branch.peak_range.copy_(_widened(torch.cat(peaks).aminmax(), margin))
         self.train(was_training)
 
+    def _normalized(self, logmel: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, T) -> (B, 1, T, F) as TF's (B, T, F, 1), through the input batch norm."""
+        return self.input_bn(logmel.transpose(1, 2).unsqueeze(1))
+
     def front_end(self, logmel: torch.Tensor) -> torch.Tensor:
         """(B, n_mels, T) -> (B, 561, T): the pretrained filters, 95% of the compute."""
-        x = self.input_bn(logmel.transpose(1, 2).unsqueeze(1))  # (B, 1, T, F) as TF's (B, T, F, 1)
-        input_range = self.input_range if self.runs_int8 else None
+        x, input_range = self._normalized(logmel), self.input_range if self.runs_int8 else None
         return torch.cat([branch(x, input_range) for branch in self.frontend], dim=1)
 
     @torch.no_grad()
     def front_end_for_gradient(self, logmel: torch.Tensor) -> tuple[torch.Tensor, list]:
         """`front_end` in eval mode (int8 where it would run int8), also returning what `input_gradient` needs:
         each branch's peaks over frequency and the bands they are at, (B, C, T) each."""
-        x = self.input_bn(logmel.transpose(1, 2).unsqueeze(1))
-        input_range = self.input_range if self.runs_int8 else None
+        x, input_range = self._normalized(logmel), self.input_range if self.runs_int8 else None
         runs = [branch.run(x, input_range, where=True) for branch in self.frontend]
         return torch.cat([out for out, _, _ in runs], dim=1), [(peak, at) for _, peak, at in runs]
 

@@ -47,7 +47,7 @@ def front_end_output(model: MusicnnGenre, windows: torch.Tensor) -> np.ndarray:
 
 
 def _window_logits(model: MusicnnGenre, front: np.ndarray) -> torch.Tensor:
-    return model.head(model.backbone.from_front_end(torch.from_numpy(front).float())[1])
+    return model.classify_front_end(torch.from_numpy(front).float())
 
 
 def _clip_probabilities(model: MusicnnGenre, front: np.ndarray, owner: np.ndarray, n_clips: int) -> np.ndarray:
