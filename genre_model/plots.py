@@ -122,7 +122,8 @@ def timeline_figure(segments: list[Segment], genres: list[str], title: str = "Ge
             for g in genres
         ]
     )  # fmt: skip
-    fig.update_layout(title=title, height=260, legend=dict(orientation="h", y=-0.3), **_LAYOUT)
+    # legend at the side, top to bottom as the stack: under the plot it ran into the axis title
+    fig.update_layout(title=title, height=360, legend=dict(traceorder="reversed", font=dict(size=11)), **_LAYOUT)
     fig.update_xaxes(title="time (s)")
     fig.update_yaxes(title="%", range=[0, 100])
     return fig
