@@ -116,9 +116,9 @@ def explain_clip(models: AppModels, audio, genre: str):
 def compare(models: AppModels, audio):
     """Compare tab: the same clip through every model, side by side."""
     outputs = []
-    for title, classifier in models.compare.items():  # models may differ in sample rate: each decodes for itself
+    for classifier in models.compare.values():  # models may differ in sample rate: each decodes for itself
         p = _classify(classifier, _load(classifier, audio))
-        outputs += [dict(p.top(3)), probability_figure(p.probabilities, title=f"{title}: {p.elapsed_ms:.0f} ms")]
+        outputs += [dict(p.top(3)), probability_figure(p.probabilities, title=f"classified in {p.elapsed_ms:.0f} ms")]
     return outputs
 
 
@@ -212,7 +212,7 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
             compare_outputs = []
             with gr.Row():
                 for title in models.compare:
-                    with gr.Column():
+                    with gr.Column(min_width=240):  # four side by side on a laptop screen
                         compare_outputs += [gr.Label(num_top_classes=3, label=title), gr.Plot(label=title)]
             compare_button.click(lambda x: compare(models, x), compare_audio, compare_outputs, api_name="compare")
             compare_audio.upload(lambda x: compare(models, x), compare_audio, compare_outputs, api_visibility="private")
