@@ -70,7 +70,7 @@ def spectrogram_figure(
             x=frame_times_s,
             y=np.arange(len(mel_hz)),
             colorscale="Magma",
-            colorbar=dict(title=unit),
+            colorbar=dict(title=dict(text=unit, side="right"), thickness=15),  # narrow: room for the plot on phones
             customdata=np.repeat(mel_hz[:, None], logmel.shape[1], axis=1),
             hovertemplate="%{x:.2f} s, %{customdata:.0f} Hz: %{z:.1f}<extra></extra>",
         )
@@ -89,7 +89,8 @@ def explanation_figure(logmel: np.ndarray, relevance: np.ndarray, frame_times_s:
     overlay = go.Heatmap(
         z=_pool_time(relevance, frame_times_s)[0], x=fig.data[0].x, y=fig.data[0].y, zmin=0, zmax=1,
         colorscale=[[0, "rgba(220,30,30,0)"], [0.2, "rgba(220,30,30,0)"], [1, "rgba(220,30,30,0.85)"]],
-        colorbar=dict(title="evidence"), hovertemplate="evidence %{z:.2f}<extra></extra>",
+        colorbar=dict(title=dict(text="evidence", side="right"), thickness=15),
+        hovertemplate="evidence %{z:.2f}<extra></extra>",
     )  # fmt: skip
     fig.add_trace(overlay)
     return fig
@@ -122,8 +123,8 @@ def timeline_figure(segments: list[Segment], genres: list[str], title: str = "Ge
             for g in genres
         ]
     )  # fmt: skip
-    # legend at the side, top to bottom as the stack: under the plot it ran into the axis title
-    fig.update_layout(title=title, height=360, legend=dict(traceorder="reversed", font=dict(size=11)), **_LAYOUT)
+    # legend under the axis title (at y=-0.3 they overlapped); at the side it squeezed the plot on phones
+    fig.update_layout(title=title, height=340, legend=dict(orientation="h", yanchor="top", y=-0.45), **_LAYOUT)
     fig.update_xaxes(title="time (s)")
     fig.update_yaxes(title="%", range=[0, 100])
     return fig
