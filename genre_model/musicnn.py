@@ -61,6 +61,11 @@ def _widened(minmax: tuple[torch.Tensor, torch.Tensor], margin: float) -> torch.
     return torch.tensor([lo - pad, hi + pad])
 
 
+def _bn_scale(bn: nn.BatchNorm2d) -> torch.Tensor:
+    """The per-channel factor of a frozen batch norm: weight / sqrt(running variance + eps)."""
+    return bn.weight / torch.sqrt(bn.running_var + bn.eps)
+
+
 def _quint8(x: torch.Tensor, value_range: torch.Tensor) -> torch.Tensor:
     return torch.quantize_per_tensor(x, *_qparams(value_range), torch.quint8)
 
@@ -143,7 +148,7 @@ class _Branch(nn.Module):
         return y if freq == 3 else y.permute(0, 2, 3, 1)
 
     def sign(self) -> torch.Tensor:
-        return torch.where(self.bn.weight < 0, -1.0, 1.0)  # same sign as weight / sqrt(var + eps)
+        return torch.where(_bn_scale(self.bn) < 0, -1.0, 1.0)
 
     def run(self, x: torch.Tensor, input_range: torch.Tensor | None = None, where: bool = False):
         """Eval mode: (B, 1, T, F) -> the output (B, C, T), the peaks over frequency of the signed conv (B, C, T)
@@ -176,8 +181,7 @@ class _Branch(nn.Module):
     def unit_gradients(self, g_out: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:
         """(B, C, T) d/d(output) -> d/d(unsigned conv output at each unit's peak): the gradient each (filter,
         frame) unit passes, through its weights, to the input patch where it peaked (the folded sign cancels)."""
-        bn_scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
-        return g_out * bn_scale[:, None] * (peak * self.sign()[:, None] > 0)
+        return g_out * _bn_scale(self.bn)[:, None] * (peak * self.sign()[:, None] > 0)
 
 
 class _MidendConv(nn.Module):
@@ -255,16 +259,20 @@ class MusicnnBackbone(nn.Module):
         """(B, n_mels, T) -> (B, 1, T, F) as TF's (B, T, F, 1), through the input batch norm."""
         return self.input_bn(logmel.transpose(1, 2).unsqueeze(1))
 
+    def _int8_input_range(self) -> torch.Tensor | None:
+        """What the branches take to run in int8: the input range when `runs_int8`, else None (float)."""
+        return self.input_range if self.runs_int8 else None
+
     def front_end(self, logmel: torch.Tensor) -> torch.Tensor:
         """(B, n_mels, T) -> (B, 561, T): the pretrained filters, 95% of the compute."""
-        x, input_range = self._normalized(logmel), self.input_range if self.runs_int8 else None
+        x, input_range = self._normalized(logmel), self._int8_input_range()
         return torch.cat([branch(x, input_range) for branch in self.frontend], dim=1)
 
     @torch.no_grad()
     def front_end_for_gradient(self, logmel: torch.Tensor) -> tuple[torch.Tensor, list]:
         """`front_end` in eval mode (int8 where it would run int8), also returning what `input_gradient` needs:
         each branch's peaks over frequency and the bands they are at, (B, C, T) each."""
-        x, input_range = self._normalized(logmel), self.input_range if self.runs_int8 else None
+        x, input_range = self._normalized(logmel), self._int8_input_range()
         runs = [branch.run(x, input_range, where=True) for branch in self.frontend]
         return torch.cat([out for out, _, _ in runs], dim=1), [(peak, at) for _, peak, at in runs]
 
@@ -297,9 +305,7 @@ class MusicnnBackbone(nn.Module):
             start = (bi * (t + 2 * pad) + ti + pad - branch.time_pad[0]) * n_mels + at[bi, ci, ti]  # (units,)
             values = branch.conv.weight[ci, 0] * g[bi, ci, ti][:, None, None]  # (units, kt, kf)
             grad.view(-1).index_add_(0, (start[:, None, None] + patch).flatten(), values.flatten())
-        bn = self.input_bn
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # the input batch norm: one channel
-        return grad[:, pad : pad + t].transpose(1, 2) * scale
+        return grad[:, pad : pad + t].transpose(1, 2) * _bn_scale(self.input_bn)  # input batch norm: one channel
 
     def from_front_end(self, front: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 561, T) -> (tag logits (B, 50), penultimate (B, 200)): mid end and back end."""
