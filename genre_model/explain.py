@@ -48,15 +48,23 @@ def calibrate_entropy_threshold(probs: np.ndarray) -> float:
     return round(float(np.percentile(normalized_entropy(probs), 95)), 4)
 
 
-def confidence_note(p: Prediction, entropy_threshold: float | None) -> str:
-    (g1, p1), (g2, p2) = p.top(2)
-    entropy = float(normalized_entropy(list(p.probabilities.values())))
+def verdict(probabilities: dict[str, float], entropy_threshold: float | None) -> tuple[str, str, bool]:
+    """What to tell a student: a headline (the genre, or "Not sure: a or b?"), the reason in one plain sentence,
+    and whether the model is sure. Unsure when the probabilities are spread more than on 95% of the valid clips
+    (``entropy_threshold``) or the top two are within `CLOSE_CALL`."""
+    (g1, p1), (g2, p2) = sorted(probabilities.items(), key=lambda kv: -kv[1])[:2]
+    entropy = float(normalized_entropy(list(probabilities.values())))
     if entropy_threshold is not None and entropy > entropy_threshold:
-        return (f"Unsure: this clip does not look like the music the model was trained on (uncertainty "
-                f"{entropy:.2f} > {entropy_threshold:.2f}); treat the answer as a guess.")  # fmt: skip
+        return (f"Not sure: {g1} or {g2}?", "This sounds unlike most of the music the model learned from, so its "
+                f"answer is a guess ({g1} {p1:.0%}, {g2} {p2:.0%}).", False)  # fmt: skip
     if p1 - p2 < CLOSE_CALL:
-        return f"Close call between {g1} ({p1:.0%}) and {g2} ({p2:.0%}): the clip has features of both."
-    return f"Confident: {g1} ({p1:.0%}), well ahead of {g2} ({p2:.0%})."
+        return f"Not sure: {g1} or {g2}?", f"It sounds a bit like both: {g1} {p1:.0%}, {g2} {p2:.0%}.", False
+    return g1, f"{g1.capitalize()} is well ahead: {p1:.0%}, next is {g2} with {p2:.0%}.", True
+
+
+def confidence_note(p: Prediction, entropy_threshold: float | None) -> str:
+    headline, reason, sure = verdict(p.probabilities, entropy_threshold)
+    return f"Confident. {reason}" if sure else f"{headline} {reason}"
 
 
 def explain(classifier: GenreClassifier, audio: AudioInput | Waveform, genre: str | None = None) -> Explanation:

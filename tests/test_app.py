@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import socket
@@ -14,7 +15,7 @@ import app
 from genre_model.inference import GenreClassifier
 from genre_model.models import DEFAULT_MODEL, GENRES, WEIGHTS_DIR
 from genre_model.musicnn import MSD_TAGS
-from tests.conftest import chirp, noise
+from tests.conftest import SHARED, chirp, needs_shared, noise
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,16 +73,39 @@ def test_compare_handler_runs_every_model(models, write_audio):
     assert len(outputs) == 4 and all(isinstance(o, dict) for o in outputs[::2])
 
 
-def test_live_handler_follows_48k_int16_chunks(models):
-    pcm = (noise(4.0, sr=48_000) * 32767).astype(np.int16)
+@pytest.mark.parametrize(
+    ("source", "rate", "make_chunk"),
+    [
+        ("the microphone", 48_000, lambda x: (x * 32767).astype(np.int16)),  # Chrome's mic: 48 kHz mono int16
+        ("this computer", 48_000, lambda x: (np.stack([x, x], axis=1) * 32767).astype(np.int16)),  # tab audio: stereo
+        ("this computer", 44_100, lambda x: np.stack([x, 0.5 * x], axis=1).astype(np.float32)),
+    ],
+)
+def test_live_handler_follows_chunks_of_either_source(models, source, rate, make_chunk):
+    audio = make_chunk(noise(5.0, sr=rate))
+    state, outputs = None, []
+    for i in range(0, len(audio), rate):  # one chunk per second, as stream_every=1.0 sends
+        state, *out = app.live_step(models, state, (rate, audio[i : i + rate]), source)
+        outputs.append(out)
+    waiting = outputs[0][0]
+    assert "1 of 3 s" in waiting and all(isinstance(o, type(gr.skip())) for o in outputs[0][1:])  # no answer yet
+    status, headline, label, bars, timeline = outputs[-1]
+    assert f"Listening to **{source}**" in status and "covers the last 5 s" in status
+    assert headline.startswith("## ") and len(label) == 3 and set(label) <= set(models.main.genres)
+    assert sum(bars.data[0].x) == pytest.approx(100, abs=0.1)  # every genre's smoothed probability
+    assert len(state.history) == 3 and len(timeline.data) == 10
+    assert state.heard_s == pytest.approx(5.0)
+
+
+def test_live_handler_says_silence_and_too_quiet(models):
     state = None
-    for i in range(0, len(pcm), 48_000):  # one chunk per second, as stream_every=1.0 sends
-        state, status, label, bars, timeline = app.live_step(models, state, (48_000, pcm[i : i + 48_000]))
-    assert "Listening: last 4.0 s" in status and len(label) == 3
-    assert len(state.history) == 4 and len(timeline.data) == 10
-    # silence: a message, not an exception
-    state, status, *_ = app.live_step(models, None, (48_000, np.zeros(48_000, np.int16)))
-    assert "silent" in status
+    for _ in range(4):
+        state, status, *_ = app.live_step(models, state, (48_000, np.zeros(48_000, np.int16)))
+    assert "silence" in status
+    state = None
+    for _ in range(4):  # -66 dBFS: there, but too quiet to tell anything
+        state, status, headline, *_ = app.live_step(models, state, (48_000, (noise(1.0, sr=48_000) * 0.002)))
+    assert "Too quiet" in headline
 
 
 def free_port() -> int:
@@ -90,32 +114,43 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(random_model_dir):
+@contextlib.contextmanager
+def running_app(model: str | Path):
+    """``python app.py --model MODEL`` on a free port; yields its URL, always stopped."""
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
     proc = subprocess.Popen(
-        [sys.executable, "app.py", "--model", str(random_model_dir)], cwd=ROOT, env=env,
+        [sys.executable, "app.py", "--model", str(model)], cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 90
-    while time.time() < deadline:
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail("app exited at start-up:\n" + proc.stdout.read())
+                time.sleep(0.5)
+        else:
+            pytest.fail("app did not start within 90 s")
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        proc.terminate()
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail("app exited at start-up:\n" + proc.stdout.read())
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("app did not start within 90 s")
-    yield url
-    proc.terminate()
-    output = proc.communicate(timeout=30)[0]
+            output = proc.communicate(timeout=30)[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output = proc.communicate()[0]
     # Gradio logs a client closing a stream (ClientDisconnect) with a traceback; none may come from our code
     assert "app.py" not in output and "genre_model" not in output, output[-3000:]
+
+
+@pytest.fixture(scope="module")
+def server(random_model_dir):
+    with running_app(random_model_dir) as url:
+        yield url
 
 
 def test_server_classify_endpoint_and_recovery(server, write_audio, tmp_path):
@@ -175,27 +210,34 @@ def test_browser_upload_shows_bars_and_spectrogram(server, write_audio, tmp_path
     assert shot.stat().st_size > 20_000
 
 
+def fake_capture_page(pw, wav: Path):
+    """A page in headless Chromium whose microphone, and whose shared tab's sound, play ``wav``."""
+    browser = pw.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+              f"--use-file-for-fake-audio-capture={wav}"],
+    )  # fmt: skip
+    context = browser.new_context(permissions=["microphone"], viewport={"width": 1400, "height": 1600})
+    return context.new_page()
+
+
 @pytest.fixture
 def fake_mic_browser(tmp_path):
     """Headless Chromium whose microphone plays a generated music clip."""
+    import soundfile as sf
     from playwright.sync_api import sync_playwright
 
     from genre_model.synth import four_on_the_floor
 
     wav = tmp_path / "mic.wav"
-    import soundfile as sf
-
     sf.write(wav, four_on_the_floor(30.0), 22_050, subtype="PCM_16")
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                  f"--use-file-for-fake-audio-capture={wav}"],
-        )  # fmt: skip
-        context = browser.new_context(permissions=["microphone"], viewport={"width": 1400, "height": 1600})
-        yield context.new_page()
-        browser.close()
+        yield fake_capture_page(pw, wav)
+
+
+def live_track_settings(page) -> dict:
+    return page.evaluate("() => window.genreCapture.stream.getAudioTracks()[0].getSettings()")
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (apt-get install chromium)")
@@ -205,6 +247,8 @@ def test_browser_recording_runs_the_analysis(server, fake_mic_browser):
     page.get_by_role("button", name="Record audio").first.click()
     page.get_by_role("button", name="Record", exact=True).first.click()
     time.sleep(3)
+    settings = live_track_settings(page)  # music as it is: none of the browser's speech processing
+    assert not settings["echoCancellation"] and not settings["noiseSuppression"] and not settings["autoGainControl"]
     page.get_by_role("button", name="Stop", exact=True).first.click()
     page.wait_for_selector("text=s analyzed", timeout=60_000)
 
@@ -214,14 +258,52 @@ def test_browser_live_tab_follows_the_microphone(server, fake_mic_browser, tmp_p
     page = fake_mic_browser
     page.goto(server)
     page.get_by_role("tab", name="Live").click()
-    live = page.locator("#live-label [data-testid='label-output-value']")
-    page.locator("button.record-button:visible").click()
+    page.get_by_role("button", name="Microphone", exact=True).click()
     try:
-        page.wait_for_selector("text=Listening: last", timeout=60_000)
+        page.wait_for_selector("text=Listening to the microphone", timeout=60_000)
+        page.wait_for_selector("text=covers the last", timeout=60_000)
     finally:
         page.screenshot(path=str(Path(os.environ.get("SCREENSHOT_DIR", tmp_path)) / "live.png"), full_page=True)
-    first = page.locator("text=Listening: last").first.inner_text()
+    settings = live_track_settings(page)
+    assert not settings["echoCancellation"] and not settings["noiseSuppression"] and not settings["autoGainControl"]
+    first = page.locator("text=covers the last").first.inner_text()
     page.wait_for_function(
         "t => !document.body.innerText.includes(t)", arg=first, timeout=60_000
     )  # a later update replaced the first one
-    assert live.inner_text().strip() in GENRES
+    assert page.locator("#live-label dt.text").first.inner_text().strip() in GENRES  # the top genre
+    page.locator("#live-audio button.stop-button").click()
+    page.wait_for_selector("text=Paused", timeout=30_000)
+
+
+@needs_shared
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (apt-get install chromium)")
+def test_browser_live_tab_classifies_this_computers_sound(tmp_path):
+    """ "This computer's sound": the shared tab plays a CC disco excerpt (headless Chromium's fake display capture
+    plays the file as the tab's audio); the default model names it, the timeline fills, Stop pauses."""
+    import soundfile as sf
+    from playwright.sync_api import sync_playwright
+
+    if not (WEIGHTS_DIR / DEFAULT_MODEL / "model.safetensors").exists():
+        pytest.skip(f"weights/{DEFAULT_MODEL} is not there")
+    samples, rate = sf.read(SHARED / "cc-examples" / "kmacleod_disco_con_tutti-excerpt.ogg")
+    wav = tmp_path / "tab.wav"
+    sf.write(wav, samples, rate, subtype="PCM_16")
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    with running_app(WEIGHTS_DIR / DEFAULT_MODEL) as url, sync_playwright() as pw:
+        page = fake_capture_page(pw, wav)
+        page.goto(url)
+        page.get_by_role("tab", name="Live").click()
+        start = time.perf_counter()
+        page.get_by_role("button", name="This computer's sound").click()
+        page.wait_for_selector("text=Listening to this computer", timeout=60_000)
+        assert page.evaluate("() => window.genreCapture.stream.getVideoTracks().length") == 0  # video dropped
+        top_is = "g => document.querySelector('#live-label dt.text')?.innerText.trim() === g"  # the top genre
+        page.wait_for_function(top_is, arg="disco", timeout=60_000)
+        settled = time.perf_counter() - start
+        page.wait_for_selector("#live-timeline .js-plotly-plot .scatterlayer", timeout=30_000)
+        page.screenshot(path=str(shots / "live-this-computer.png"), full_page=True)
+        assert page.locator("#live-label dt.text").first.inner_text().strip() == "disco"
+        page.locator("#live-audio button.stop-button").click()
+        page.wait_for_selector("text=Paused", timeout=30_000)
+        page.screenshot(path=str(shots / "live-paused.png"), full_page=True)
+    print(f"this computer's sound: disco on the Live label {settled:.1f} s after the click")

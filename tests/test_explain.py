@@ -43,7 +43,7 @@ def test_planted_quiet_pattern_lights_up_not_the_loud_energy(readout):
 
 def test_confidence_note_close_call_and_clear(readout):
     both = tone(6000.0, 4.0, amp=0.3) + tone(600.0, 4.0, amp=0.3)
-    assert "Close call" in explain(readout, (SR, both)).note
+    assert "Not sure" in explain(readout, (SR, both)).note
     clear = tone(6000.0, 4.0, amp=0.5)
     assert "Confident" in explain(readout, (SR, clear)).note
 

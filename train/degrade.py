@@ -1,106 +1,225 @@
-"""What a laptop microphone hears when music plays from a speaker across a classroom, as a random but seeded
-transform of a clean clip (same length, same sample rate).
+"""A classroom simulator: what a phone or laptop hears when music plays from a speaker across a real room.
 
-Chain: level change -> speaker (band limits + uneven EQ, a little overdrive) -> room (synthetic exponential-decay
-impulse response) -> background noise (pink, fan hum, speech-like murmur) at an SNR -> microphone (band limits)
--> automatic gain control -> occasional clipping -> 48 kHz capture resampled back to the clip's rate.
-Filters, resampling and convolution come from ``torchaudio.functional`` (tested, vectorised, no extra dependency);
-only the impulse response, the noises and the AGC envelope are written here, as they are a few lines each.
+Chain: level -> loudspeaker (response, overdrive) -> room (a shoebox simulated by pyroomacoustics: image sources for
+the early reflections, ray tracing for the tail) -> background noise at an SNR (ambience, babble, ventilation, chairs)
+-> microphone (response) -> automatic gain control -> clipping. Everything is generated (rooms, devices, noise):
+no measured impulse responses or recorded noise, whose licences the published weights would inherit.
+
+Ranges and their sources:
+- Rooms: classrooms and lecture rooms of 20-400 m3; RT60 0.3-2.0 s: DIN 18041 asks 0.45-0.8 s of a furnished
+  classroom, untreated old classrooms and halls measure 1-2 s (e.g. Shield & Dockrell, Building Acoustics 2003).
+- Speaker-to-microphone distance 0.5-10 m: the critical distance r_c = 0.057 sqrt(V / RT60) of such rooms is 1-2 m,
+  so the direct-to-reverberant ratio runs from about +10 dB (near the speaker) to -15 dB (the back of the room).
+- Loudspeakers: phone speakers give nothing below 500-800 Hz and a +6 dB peak at 4-8 kHz; laptop speakers roll off
+  below 150-300 Hz; Bluetooth boxes reach 60-120 Hz with a bass bump; classroom PA/ceiling speakers 80-150 Hz
+  (published measurements of consumer devices, e.g. rtings.com; the issue's measured phone: -14 dB at 8 kHz).
+- Microphones: phone and laptop MEMS capsules are flat to about 4 kHz with resonances of a few dB, rolling off above
+  6-8 kHz in the capture path; laptops also cut below 100-200 Hz (MEMS datasheets, e.g. Knowles SPH0645).
+- Noise 5-25 dB below the music: occupied classrooms measure 45-65 dBA (Shield & Dockrell, JASA 2004), music played
+  to a class 65-80 dBA.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torchaudio.functional as AF
+from scipy.signal import fftconvolve
+
+SPEAKERS = ("phone", "laptop", "bluetooth", "pa")
+MICS = ("phone", "laptop")
+ROOMS_PER_BANK = 256  # random conditions draw their room from a bank: each RIR is simulated once per process
 
 
 @dataclass(frozen=True)
-class Severity:
-    snr_db: tuple[float, float]  # background noise level relative to the music
-    rt60_s: tuple[float, float]  # room reverberation time
-    wet: tuple[float, float]  # reverberant share of the sound reaching the mic
-    highpass_hz: tuple[float, float]  # small speakers lose the bass
-    lowpass_hz: tuple[float, float]  # and the top end
-    eq_db: float  # max gain of each of three random peaking filters
-    clip_probability: float
+class Grid:
+    """The evaluation grid (`train.evaluate --grid`): every combination, ``rooms`` room shapes per cell."""
+
+    rt60_s: tuple[float, ...] = (0.4, 0.8, 1.5)
+    distance_m: tuple[float, ...] = (1.0, 3.0, 6.0)
+    snr_db: tuple[float, ...] = (20.0, 10.0)
+    devices: tuple[str, ...] = ("laptop", "phone")
+    rooms: int = 8
+
+    def cells(self) -> list[tuple[float, float, float, str]]:
+        return list(itertools.product(self.rt60_s, self.distance_m, self.snr_db, self.devices))
 
 
-SEVERITIES = {
-    "light": Severity((25, 35), (0.2, 0.4), (0.1, 0.25), (60, 120), (10_000, 11_000), 3.0, 0.0),
-    "moderate": Severity((12, 20), (0.4, 0.7), (0.25, 0.45), (120, 250), (6_000, 9_000), 6.0, 0.2),
-    "severe": Severity((3, 10), (0.7, 1.2), (0.4, 0.65), (200, 400), (3_500, 6_000), 9.0, 0.5),
-}
+GRID = Grid()
 
 
-def degrade(samples: np.ndarray, sample_rate: int, severity: str = "moderate", seed: int = 0) -> np.ndarray:
-    """A degraded copy of mono ``samples`` (float32, same length); deterministic for a given ``seed``."""
-    if severity not in SEVERITIES:
-        raise ValueError(f"Unknown severity '{severity}': choose one of {', '.join(SEVERITIES)}.")
-    s, rng = SEVERITIES[severity], np.random.default_rng(seed)
-    x = torch.from_numpy(np.asarray(samples, dtype=np.float32)).clone()
-    n, sr = len(x), sample_rate
-
-    def pick(bounds: tuple[float, float]) -> float:
-        return float(rng.uniform(*bounds))
-
-    x = x * 10 ** (rng.uniform(-12, 0) / 20)  # the teacher's volume knob
-    # speaker: band-limited, uneven response, slightly driven
-    x = AF.highpass_biquad(x, sr, pick(s.highpass_hz))
-    x = AF.lowpass_biquad(x, sr, min(pick(s.lowpass_hz), 0.45 * sr))
-    for centre in np.exp(rng.uniform(np.log(300), np.log(min(6_000, 0.4 * sr)), size=3)):
-        x = AF.equalizer_biquad(x, sr, float(centre), float(rng.uniform(-s.eq_db, s.eq_db)), Q=1.0)
-    x = torch.tanh(1.5 * x) / 1.5
-    # room
-    wet = AF.fftconvolve(x, torch.from_numpy(_impulse_response(pick(s.rt60_s), sr, rng)))[:n]
-    share = pick(s.wet)
-    x = (1 - share) * x + share * wet * (x.pow(2).mean() / wet.pow(2).mean().clamp_min(1e-12)).sqrt()
-    # background noise at the chosen SNR
-    noise = torch.from_numpy(_background(n, sr, rng))
-    snr = pick(s.snr_db)
-    x = x + noise * (x.pow(2).mean() / noise.pow(2).mean().clamp_min(1e-12) / 10 ** (snr / 10)).sqrt()
-    # microphone, then automatic gain control
-    x = AF.lowpass_biquad(AF.highpass_biquad(x, sr, 80.0), sr, min(9_000.0, 0.45 * sr))
-    x = _agc(x, sr)
-    if rng.random() < s.clip_probability:
-        limit = float(rng.uniform(0.3, 0.7)) * float(x.abs().max())
-        x = x.clamp(-limit, limit)
-    # browsers capture at 48 kHz; the app resamples back
-    x = AF.resample(AF.resample(x, sr, 48_000), 48_000, sr)[:n]
-    return torch.nn.functional.pad(x, (0, n - len(x))).numpy().astype(np.float32)
+@dataclass(frozen=True)
+class Room:
+    rt60_s: float
+    volume_m3: float
+    distance_m: float  # loudspeaker to microphone
+    seed: int  # shape of the room, positions, absorption details
 
 
-def _impulse_response(rt60_s: float, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """Direct sound plus exponentially decaying noise (-60 dB at ``rt60_s``), unit energy."""
-    t = np.arange(int(rt60_s * sr)) / sr
-    ir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60_s)
-    ir[: int(0.003 * sr)] = 0  # a few ms before the first reflection
-    ir[0] = 1.0
-    return (ir / np.sqrt(np.sum(ir**2))).astype(np.float32)
+@dataclass(frozen=True)
+class Condition:
+    room: Room
+    snr_db: float
+    speaker: str  # one of SPEAKERS
+    mic: str  # one of MICS
 
 
-def _background(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """A random mix of pink noise, fan hum and a speech-like murmur."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1 / sr)
-    pink = np.fft.irfft(spectrum / np.sqrt(np.maximum(f, 20.0)), n)
+def random_condition(rng: np.random.Generator, bank: int = 0) -> Condition:
+    """A classroom drawn from the physical ranges above, its room one of the `ROOMS_PER_BANK` of room ``bank``."""
+    room_rng = np.random.default_rng([bank, int(rng.integers(ROOMS_PER_BANK))])
+    volume = float(np.exp(room_rng.uniform(np.log(20), np.log(400))))
+    length = (volume / 3.0) ** 0.5 * 1.2  # roughly the longest side of a 3 m high room
+    room = Room(
+        rt60_s=float(room_rng.uniform(0.3, 2.0)),
+        volume_m3=volume,
+        distance_m=float(min(np.exp(room_rng.uniform(np.log(0.5), np.log(10))), length - 1.0)),
+        seed=int(room_rng.integers(2**31)),
+    )
+    return Condition(room, float(rng.uniform(5, 25)), str(rng.choice(SPEAKERS)), str(rng.choice(MICS)))
+
+
+def grid_condition(rt60_s: float, distance_m: float, snr_db: float, device: str, seed: int) -> Condition:
+    """One cell of the evaluation grid: a 150-300 m3 classroom (shape from ``seed``), played and recorded on
+    ``device`` ("laptop" or "phone": its speaker plays, its microphone listens)."""
+    volume = float(np.random.default_rng(seed).uniform(150, 300))
+    return Condition(Room(rt60_s, volume, distance_m, seed), snr_db, device, device)
+
+
+@functools.lru_cache(maxsize=2 * ROOMS_PER_BANK)
+def room_impulse_response(room: Room, sr: int) -> np.ndarray:
+    """The room's impulse response from the loudspeaker to the microphone, its direct sound at unit amplitude."""
+    import pyroomacoustics as pra  # training-only dependency, imported where used
+
+    rng = np.random.default_rng(room.seed)
+    height = rng.uniform(2.7, 3.5)
+    ratio = rng.uniform(1.0, 1.6)  # length / width
+    width = (room.volume_m3 / height / ratio) ** 0.5
+    length = max(width * ratio, room.distance_m + 1.5)  # the distance must fit: stretch the room if needed
+    dims = [length, room.volume_m3 / height / length, height]
+    # Sabine's absorption for the target RT60; very small, dead rooms ask for more than 1: cap it
+    surface = 2 * (length * dims[1] + (length + dims[1]) * height)
+    absorption = min(0.99, 0.161 * room.volume_m3 / (room.rt60_s * surface))
+    shoebox = pra.ShoeBox(dims, fs=sr, materials=pra.Material(absorption, float(rng.uniform(0.05, 0.3))), max_order=3,
+                          ray_tracing=True, air_absorption=True)  # fmt: skip
+    shoebox.set_ray_tracing(receiver_radius=0.5, n_rays=4000, energy_thres=1e-7)
+    source = np.array([rng.uniform(0.5, 1.5), dims[1] * rng.uniform(0.3, 0.7), rng.uniform(1.0, 2.0)])
+    # the microphone at the given distance, towards the back of the room, at desk height
+    angle = rng.uniform(-0.6, 0.6)
+    mic = source + room.distance_m * np.array([np.cos(angle), np.sin(angle), 0.0])
+    mic[1] = np.clip(mic[1], 0.3, dims[1] - 0.3)
+    mic[2] = rng.uniform(0.7, 1.2)
+    shoebox.add_source(source.tolist())
+    shoebox.add_microphone(mic.tolist())
+    shoebox.compute_rir()
+    h = np.asarray(shoebox.rir[0][0], dtype=np.float64)
+    # ray tracing overshoots Sabine's RT60 (by 30-60% here): bend the decay after the direct sound to the target
+    start = int(np.argmax(np.abs(h)))
+    measured = max(pra.experimental.measure_rt60(h, fs=sr), 0.05)
+    t = np.maximum(np.arange(len(h)) - start, 0) / sr
+    h *= np.exp(-6.9 * t * max(1 / room.rt60_s - 1 / measured, 0.0))
+    h = h[: start + int(1.2 * room.rt60_s * sr)]
+    return (h / np.abs(h[start])).astype(np.float32)
+
+
+def direct_to_reverberant_db(h: np.ndarray, sr: int) -> float:
+    """Energy within 2.5 ms of the direct sound against everything after it."""
+    start, half = int(np.argmax(np.abs(h))), int(0.0025 * sr)
+    direct = np.sum(h[max(0, start - half) : start + half] ** 2)
+    return float(10 * np.log10(direct / max(np.sum(h[start + half :] ** 2), 1e-20)))
+
+
+def _speaker(x: torch.Tensor, sr: int, kind: str, rng: np.random.Generator) -> torch.Tensor:
+    def peak(centre: float, gain_db: float, q: float = 1.0) -> None:
+        nonlocal x
+        x = AF.equalizer_biquad(x, sr, min(centre, 0.42 * sr), gain_db, Q=q)
+
+    cut = {"phone": (500, 800), "laptop": (150, 300), "bluetooth": (60, 120), "pa": (80, 150)}[kind]
+    for _ in range(2 if kind in ("phone", "laptop") else 1):  # tiny drivers: 24 dB/octave below their cut-off
+        x = AF.highpass_biquad(x, sr, float(rng.uniform(*cut)))
+    if kind == "phone":
+        peak(rng.uniform(4_000, 8_000), rng.uniform(4, 8), 0.8)
+    if kind == "bluetooth":
+        peak(rng.uniform(80, 150), rng.uniform(3, 6))
+    for _ in range(3):  # an uneven response: cabinet and driver resonances
+        peak(float(np.exp(rng.uniform(np.log(300), np.log(6_000)))), rng.uniform(-5, 5), 1.5)
+    if kind != "pa":
+        x = AF.lowpass_biquad(x, sr, min(float(rng.uniform(9_000, 14_000)), 0.45 * sr))
+    drive = rng.uniform(1.0, 3.0) if kind in ("phone", "laptop") else rng.uniform(1.0, 1.5)  # small drivers pushed
+    return torch.tanh(drive * x / x.abs().max().clamp_min(1e-6)) / drive
+
+
+def _mic(x: torch.Tensor, sr: int, kind: str, rng: np.random.Generator) -> torch.Tensor:
+    x = AF.highpass_biquad(x, sr, float(rng.uniform(80, 200) if kind == "laptop" else rng.uniform(40, 100)))
+    x = AF.equalizer_biquad(x, sr, min(float(rng.uniform(2_000, 6_000)), 0.42 * sr), float(rng.uniform(-3, 6)), Q=2.0)
+    for _ in range(2):  # the capture path's anti-alias / speech-codec roll-off above 6-8 kHz
+        x = AF.lowpass_biquad(x, sr, min(float(rng.uniform(6_000, 8_000)), 0.45 * sr))
+    return x
+
+
+def background_noise(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """A random mix of room ambience (pink), babble, ventilation (low rumble + mains hum) and chairs/desks
+    (sparse knocks), unit RMS."""
     t = np.arange(n) / sr
+    f = np.fft.rfftfreq(n, 1 / sr)
+
+    def shaped(gain: np.ndarray) -> np.ndarray:
+        return np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) * gain, n)
+
+    pink = shaped(1 / np.sqrt(np.maximum(f, 20.0)))
+    # babble: 3-12 talkers, speech's long-term spectrum (peak near 500 Hz) switched on and off at syllable rate; each
+    # talker is the same speech-shaped noise shifted by seconds (as independent as fresh noise, one FFT for all)
+    speech = shaped(1 / (1 + (f / 500.0) ** 2) * (f > 100))
+    babble = np.zeros(n)
+    for _ in range(int(rng.integers(3, 13))):
+        rate = rng.uniform(3, 6)
+        envelope = np.maximum(np.sin(2 * np.pi * rate * t + rng.uniform(0, 6.3)), 0) ** 2
+        pauses = np.repeat(rng.random(int(n / sr) + 2) < 0.7, sr)[:n]  # phrases and pauses, about a second each
+        babble += np.roll(speech, int(rng.integers(n))) * envelope * pauses
     mains = rng.choice([50.0, 60.0])
-    hum = sum(np.sin(2 * np.pi * mains * k * t + rng.uniform(0, 6.3)) / k for k in range(1, 6))
-    babble_band = np.fft.irfft(spectrum * ((f > 200) & (f < 3_000)), n)
-    syllables = 0.5 + 0.5 * np.sin(2 * np.pi * 4.0 * t + rng.uniform(0, 6.3))  # ~4 syllables a second
-    parts = [p / (np.std(p) + 1e-12) for p in (pink, hum, babble_band * syllables)]
-    weights = rng.dirichlet(np.ones(3))
-    return sum(w * p for w, p in zip(weights, parts)).astype(np.float32)
+    hvac = shaped(1 / np.maximum(f, 20.0) * (f < 400)) + 0.3 * sum(
+        np.sin(2 * np.pi * mains * k * t + rng.uniform(0, 6.3)) / k for k in range(1, 5)
+    )
+    chairs = np.zeros(n)
+    for at in rng.uniform(0, n, size=rng.poisson(0.5 * n / sr)).astype(int):
+        length = int(rng.uniform(0.01, 0.06) * sr)
+        burst = rng.standard_normal(length) * np.exp(-np.arange(length) / (0.2 * length)) * rng.uniform(3, 10)
+        chairs[at : at + length] += burst[: n - at]
+    parts = [p / (np.std(p) + 1e-12) for p in (pink, babble, hvac, chairs)]
+    mix = sum(w * p for w, p in zip(rng.dirichlet(np.ones(4)), parts))
+    return (mix / (np.std(mix) + 1e-12)).astype(np.float32)
 
 
 def _agc(x: torch.Tensor, sr: int, target_rms: float = 0.1, max_gain_db: float = 30.0) -> torch.Tensor:
-    """Laptop-style automatic gain: follow a smoothed 50 ms RMS envelope towards ``target_rms``."""
+    """Device-style automatic gain: follow a smoothed 50 ms RMS envelope towards ``target_rms``."""
     hop = int(0.05 * sr)
     frames = torch.nn.functional.pad(x, (0, (-len(x)) % hop)).reshape(-1, hop)
     rms = frames.pow(2).mean(dim=1).sqrt().clamp_min(1e-6)
     gain = (target_rms / rms).clamp(max=10 ** (max_gain_db / 20))
     smooth = AF.lfilter(gain[None], torch.tensor([[1.0, -0.9]]), torch.tensor([[0.1, 0.0]]), clamp=False)[0]
     return x * torch.repeat_interleave(smooth, hop)[: len(x)]
+
+
+def degrade(samples: np.ndarray, sample_rate: int, seed: int = 0, condition: Condition | None = None,
+            bank: int = 0) -> np.ndarray:  # fmt: skip
+    """``samples`` (mono float32) as heard in a classroom: ``condition``, or a random one drawn with ``seed`` (its
+    room from room bank ``bank``: training uses 0, evaluation 1). Same length, deterministic for given arguments."""
+    rng = np.random.default_rng(seed)
+    condition = condition or random_condition(rng, bank)
+    if condition.speaker not in SPEAKERS or condition.mic not in MICS:
+        raise ValueError(f"speaker must be one of {SPEAKERS} and mic one of {MICS}, not {condition}")
+    x = torch.from_numpy(np.asarray(samples, dtype=np.float32)).clone()
+    n, sr = len(x), sample_rate
+    x = _speaker(x * 10 ** (rng.uniform(-12, 0) / 20), sr, condition.speaker, rng)
+    x = torch.from_numpy(fftconvolve(x.numpy(), room_impulse_response(condition.room, sr))[:n].astype(np.float32))
+    noise = torch.from_numpy(background_noise(n, sr, rng))
+    x = x + noise * x.pow(2).mean().sqrt() * 10 ** (-condition.snr_db / 20)
+    x = _mic(x, sr, condition.mic, rng)
+    x = _agc(x, sr) if rng.random() < 0.5 else x / x.abs().max().clamp_min(1e-6) * 0.5
+    if rng.random() < 0.1:  # a microphone overdriven by a loud speaker nearby
+        limit = float(rng.uniform(0.3, 0.7)) * float(x.abs().max())
+        x = x.clamp(-limit, limit)
+    return x.clamp(-1, 1).numpy()  # the converter's full scale.astype(np.float32)

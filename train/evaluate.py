@@ -1,7 +1,9 @@
-"""``python -m train.evaluate --model weights/NAME --data DIR [--split-dir DIR --split valid] [--json]``
+"""``python -m train.evaluate --model weights/NAME --data DIR [--split-dir DIR --split valid] [--degrade | --grid]``
 
 Clip-level accuracy (95% CI), balanced accuracy, per-genre P/R/F1 and the confusion matrix (printed and
 saved as a plotly HTML figure). Clips are predicted exactly as users' files are: `GenreClassifier.predict`.
+``--degrade`` plays each clip through a random simulated classroom; ``--grid`` scores the classroom grid (RT60 x
+distance x SNR x device, `train.degrade.GRID`), or the cells named with ``--cell``.
 """
 
 from __future__ import annotations
@@ -21,20 +23,24 @@ from genre_model.inference import GenreClassifier
 from genre_model.plots import confusion_figure
 
 from .data import scan_dataset, split_clips
-from .degrade import SEVERITIES, degrade
-from .metrics import format_report, summarize
+from .degrade import GRID, degrade, grid_condition
+from .metrics import balanced_accuracy, format_report, summarize
 
 
-def evaluate(classifier: GenreClassifier, clips, degrade_severity: str | None = None) -> tuple[dict, list[str], list]:
-    """Scores over ``clips`` (unreadable ones are skipped and listed), optionally through the microphone
-    degradation of `train.degrade` (seeded by clip id, so every run degrades each clip the same way)."""
+def _seed(clip) -> int:
+    return zlib.crc32(clip.id.encode())  # by clip id: every run degrades each clip the same way
+
+
+def evaluate(classifier: GenreClassifier, clips, classroom: bool = False) -> tuple[dict, list[str], list]:
+    """Scores over ``clips`` (unreadable ones are skipped and listed), optionally each through a random simulated
+    classroom (`train.degrade`)."""
     genres, sr = classifier.genres, classifier.sample_rate
     y_true, y_pred, skipped, probs = [], [], [], []
     for clip in tqdm(clips, desc="evaluating", unit="clip", file=sys.stderr):
         try:
             audio = load_audio(clip.path, sr)
-            if degrade_severity:
-                audio = (sr, degrade(audio.samples, sr, degrade_severity, seed=zlib.crc32(clip.id.encode())))
+            if classroom:
+                audio = (sr, degrade(audio.samples, sr, seed=_seed(clip), bank=1))
             prediction = classifier.predict(audio)
         except AudioError:
             skipped.append(clip.id)
@@ -43,6 +49,53 @@ def evaluate(classifier: GenreClassifier, clips, degrade_severity: str | None = 
         y_pred.append(genres.index(prediction.genre))
         probs.append(list(prediction.probabilities.values()))
     return summarize(y_true, y_pred, genres), skipped, probs
+
+
+def cell_name(rt60_s: float, distance_m: float, snr_db: float, device: str) -> str:
+    return f"RT60 {rt60_s:g} s, {distance_m:g} m, {snr_db:g} dB, {device}"
+
+
+def evaluate_grid(classifier: GenreClassifier, clips, cells: list[tuple]) -> dict[str, dict]:
+    """Balanced accuracy and accuracy, clean and in each classroom cell (rt60, distance, snr, device). The room's
+    shape comes from the clip (one of `ROOMS_PER_CELL` per cell), the noise and device details from its id."""
+    genres, sr = classifier.genres, classifier.sample_rate
+    waves, labels = [], []
+    for clip in tqdm(clips, desc="decoding", unit="clip", file=sys.stderr):
+        try:
+            waves.append((clip, load_audio(clip.path, sr).samples))
+            labels.append(genres.index(clip.genre))
+        except AudioError:
+            continue
+
+    def score(condition_of) -> dict:
+        pred = []
+        for clip, samples in waves:
+            condition = condition_of(clip)
+            audio = samples if condition is None else degrade(samples, sr, _seed(clip), condition)
+            pred.append(genres.index(classifier.predict((sr, audio)).genre))
+        y, p = np.asarray(labels), np.asarray(pred)
+        return {"balanced_accuracy": balanced_accuracy(y, p), "accuracy": float((y == p).mean())}
+
+    results = {"clean": score(lambda clip: None)}
+    for cell in tqdm(cells, desc="classroom grid", unit="cell", file=sys.stderr):
+        results[cell_name(*cell)] = score(lambda clip, c=cell: grid_condition(*c, seed=_seed(clip) % GRID.rooms))
+        tqdm.write(f"{cell_name(*cell)}: {results[cell_name(*cell)]['balanced_accuracy']:.1%}", file=sys.stderr)
+    return results
+
+
+def grid_table(results: dict[str, dict]) -> str:
+    """The grid as markdown: rows RT60 x distance, columns SNR x device, balanced accuracy per cell."""
+    columns = [(snr, device) for snr in GRID.snr_db for device in GRID.devices]
+    lines = [f"clean: {results['clean']['balanced_accuracy']:.1%} balanced ({results['clean']['accuracy']:.1%})", "",
+             "| RT60, distance | " + " | ".join(f"{snr:g} dB, {device}" for snr, device in columns) + " |",
+             "|---" * (len(columns) + 1) + "|"]  # fmt: skip
+    for rt60 in GRID.rt60_s:
+        for distance in GRID.distance_m:
+            cells = [results.get(cell_name(rt60, distance, snr, device)) for snr, device in columns]
+            if any(cells):
+                values = [f"{c['balanced_accuracy']:.1%}" if c else "-" for c in cells]
+                lines.append(f"| {rt60:g} s, {distance:g} m | " + " | ".join(values) + " |")
+    return "\n".join(lines)
 
 
 def store_entropy_threshold(model_dir: Path, probs: list) -> float:
@@ -62,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="valid", choices=["train", "valid", "test"])
     parser.add_argument("--device", default=None)
     parser.add_argument("--confusion-html", default=None, help="where to save the figure (default: beside the model)")
-    parser.add_argument("--degrade", choices=list(SEVERITIES), help="play every clip through a simulated classroom")
+    parser.add_argument("--degrade", action="store_true", help="play every clip through a random simulated classroom")
+    parser.add_argument("--grid", action="store_true", help="score the classroom grid (clean and every cell)")
+    parser.add_argument("--cell", nargs=4, action="append", metavar=("RT60_S", "DISTANCE_M", "SNR_DB", "DEVICE"),
+                        help="with --grid: only this cell (repeatable), e.g. --cell 0.8 3 10 phone")  # fmt: skip
     parser.add_argument(
         "--calibrate",
         action="store_true",
@@ -75,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     clips = scan_dataset(args.data)
     if args.split_dir:
         clips = split_clips(clips, args.split_dir)[0][args.split]
+    if args.grid:
+        return _print_grid(args, classifier, clips)
     scores, skipped, probs = evaluate(classifier, clips, args.degrade)
     if args.calibrate:
         if not Path(args.model).is_dir() or args.degrade:
@@ -83,11 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     split = args.split if args.split_dir else "all"
     scores.update(model=classifier.name, split=split, degrade=args.degrade, skipped=skipped)
 
-    name = f"confusion-{split}" + (f"-{args.degrade}" if args.degrade else "") + ".html"
+    name = f"confusion-{split}" + ("-classroom" if args.degrade else "") + ".html"
     default_html = Path(args.model) / name if Path(args.model).is_dir() else None
     html = Path(args.confusion_html) if args.confusion_html else default_html
     if html:
-        condition = f", {args.degrade} classroom degradation" if args.degrade else ""
+        condition = ", through simulated classrooms" if args.degrade else ""
         title = f"{classifier.name} on {split}{condition}: accuracy {scores['accuracy']:.1%}"
         figure = confusion_figure(scores["confusion"], classifier.genres, title)
         figure.write_html(html, include_plotlyjs=True)  # self-contained: opens offline
@@ -99,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(scores))
     else:
-        print(f"{classifier.name} on {split} ({args.data})" + (f", degraded: {args.degrade}" if args.degrade else ""))
+        where = ", through simulated classrooms" if args.degrade else ""
+        print(f"{classifier.name} on {split} ({args.data}){where}")
         print(format_report(scores, classifier.genres))
         if skipped:
             print(f"skipped (unreadable): {', '.join(skipped)}")
@@ -107,6 +166,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"confusion matrix figure: {html}")
         if "entropy_threshold" in scores:
             print(f"entropy threshold for the confidence note, stored in config.json: {scores['entropy_threshold']}")
+    return 0
+
+
+def _print_grid(args: argparse.Namespace, classifier: GenreClassifier, clips) -> int:
+    if args.calibrate:
+        raise SystemExit("error: --calibrate needs clean audio; leave out --grid")
+    try:
+        cells = [(float(r), float(d), float(s), device) for r, d, s, device in args.cell] if args.cell else GRID.cells()
+        if any(device not in GRID.devices for *_, device in cells):
+            raise ValueError
+    except ValueError:
+        raise SystemExit(f"error: --cell takes RT60_S DISTANCE_M SNR_DB DEVICE, DEVICE one of {GRID.devices}") from None
+    results = evaluate_grid(classifier, clips, cells)
+    split = args.split if args.split_dir else "all"
+    if Path(args.model).is_dir() and not args.cell:
+        (Path(args.model) / f"{split}-grid.eval.json").write_text(json.dumps(results, indent=1))
+    print(json.dumps({"model": classifier.name, "split": split, "grid": results}) if args.json else grid_table(results))
     return 0
 
 

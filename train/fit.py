@@ -20,6 +20,7 @@ from genre_model.explain import calibrate_entropy_threshold
 from genre_model.inference import GenreClassifier, pick_device
 from genre_model.models import ARCHITECTURES, GenreNet, MusicnnGenre, build_model
 
+from .classroom import ClassroomConfig, classroom_finetune
 from .data import Clip, WaveformCache, genre_counts, scan_dataset, split_clips
 from .finetune import UNFROZEN, FinetuneConfig, finetune
 from .metrics import summarize
@@ -53,6 +54,7 @@ class TrainConfig:
     augment: bool = True  # musicnn-genre: add a classroom-degraded copy of every training clip
     refit_on_valid: bool = False  # musicnn-genre: after choosing on valid, refit the head on train + valid
     unfreeze: str | None = None  # musicnn-genre: after the probe, fine-tune these pretrained layers (finetune.py)
+    classroom_epochs: int = 0  # musicnn-genre: then distil into a classroom-robust model (classroom.py); 0 = off
 
 
 def random_crops(waves: list[Waveform], idx: np.ndarray, n_samples: int, rng: np.random.Generator) -> torch.Tensor:
@@ -149,20 +151,27 @@ def fit_network(model: GenreNet, cfg: TrainConfig, train_waves: list[Waveform], 
 def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Waveform], list[int]],
                    valid: tuple[list[Waveform], list[int]]) -> tuple[list, dict]:  # fmt: skip
     """The musicnn-genre schedule: the linear probe on the frozen backbone, then (``cfg.unfreeze``) fine-tuning,
-    with a classroom-degraded copy of every training clip unless ``cfg.augment`` is off."""
-    n_clean, cache = len(train[0]), Path(cfg.cache_dir).parent
+    with a classroom-degraded copy of every training clip unless ``cfg.augment`` is off; then (``cfg.classroom_epochs``)
+    classroom distillation of the whole network."""
+    n_clean, cache, clean = len(train[0]), Path(cfg.cache_dir).parent, train
     if cfg.augment:
         train = (train[0] + degraded_copies(train[0], cfg.seed), train[1] * 2)
     history, scores = fit_head(model, train, valid, n_clean, cfg.seed, cfg.refit_on_valid, cache / "features")
     if cfg.unfreeze:
         more, scores = finetune(model, train, valid, n_clean, cfg.seed, cache / "front", FinetuneConfig(cfg.unfreeze))
         history += more
+    if cfg.classroom_epochs:
+        more, scores = classroom_finetune(model, clean, valid, cfg.seed, ClassroomConfig(epochs=cfg.classroom_epochs))
+        history += more
     return history, scores
 
 
 def train(cfg: TrainConfig) -> dict:
-    if cfg.unfreeze and cfg.refit_on_valid:  # said before minutes of decoding, not after
-        raise SystemExit("error: --refit-on-valid refits the linear probe only; leave out --unfreeze with it.")
+    if (cfg.unfreeze or cfg.classroom_epochs) and cfg.refit_on_valid:  # said before minutes of decoding, not after
+        raise SystemExit("error: --refit-on-valid refits the linear probe only; leave out --unfreeze and "
+                         "--classroom-epochs with it.")  # fmt: skip
+    if cfg.classroom_epochs and cfg.model != "musicnn-genre":
+        raise SystemExit("error: --classroom-epochs distils musicnn-genre only.")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = pick_device(cfg.device)
@@ -224,7 +233,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--data", required=True, help="folder with <genre>/<genre>.NNNNN.<ext> clips")
     parser.add_argument("--out", required=True, help="output folder, e.g. weights/chunk-cnn")
     parser.add_argument("--split-dir", help="folder with {train,valid,test}_filtered.txt (else a random split)")
-    for name in ("epochs", "batch_size", "crops_per_clip", "patience", "seed"):
+    for name in ("epochs", "batch_size", "crops_per_clip", "patience", "seed", "classroom_epochs"):
         parser.add_argument("--" + name.replace("_", "-"), type=int)
     for name in ("lr", "weight_decay", "mixup_alpha"):
         parser.add_argument("--" + name.replace("_", "-"), type=float)

@@ -22,7 +22,7 @@ from genre_model.audio import Waveform
 from genre_model.inference import GenreClassifier
 from genre_model.models import MUSICNN_DIR, MusicnnGenre
 
-from .degrade import SEVERITIES, degrade
+from .degrade import degrade
 from .metrics import balanced_accuracy, summarize
 
 BACKBONE = MUSICNN_DIR / "model.safetensors"
@@ -98,15 +98,11 @@ def fit_logistic(feats: np.ndarray, labels: np.ndarray, weights: np.ndarray, dec
     return head
 
 
-def degraded_copies(waves: list[Waveform], seed: int) -> list[Waveform]:
-    """One classroom-degraded copy of each clip, severity drawn per clip (light, moderate or severe)."""
-    rng = np.random.default_rng(seed)
-    copies = []
-    for i, w in enumerate(tqdm(waves, desc="degrading train", unit="clip", leave=False)):
-        severity = str(rng.choice(list(SEVERITIES)))
-        copies.append(Waveform(degrade(w.samples, w.sample_rate, severity, seed=seed + i), w.sample_rate,
-                               w.duration_s, w.analyzed_s))  # fmt: skip
-    return copies
+def degraded_copies(waves: list[Waveform], seed: int, bank: int = 0) -> list[Waveform]:
+    """One copy of each clip through a random simulated classroom (`train.degrade`, rooms from ``bank``)."""
+    progress = tqdm(waves, desc="classroom copies", unit="clip", leave=False)
+    return [Waveform(degrade(w.samples, w.sample_rate, seed=seed + i, bank=bank), w.sample_rate, w.duration_s,
+                     w.analyzed_s) for i, w in enumerate(progress)]  # fmt: skip
 
 
 def balanced_weights(labels: np.ndarray, owner: np.ndarray) -> np.ndarray:

@@ -96,3 +96,29 @@ def test_musicnn_probe_then_fine_tune_the_back_end(tiny_dataset, tmp_path):
     assert (load_model(out).tag_names == MSD_TAGS) == kept_probe  # fine-tuned features: no pretrained tags
     with pytest.raises(SystemExit, match="refit"):
         train(parse_args([*args, "--refit-on-valid"]))
+
+
+def test_musicnn_classroom_distillation_trains_the_whole_network(tiny_dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    from genre_model.models import MUSICNN_DIR, load_model
+
+    if not (MUSICNN_DIR / "model.safetensors").exists():
+        pytest.skip("weights/musicnn-msd not converted (python -m train.convert_musicnn)")
+    out = tmp_path / "musicnn"
+    args = ["--model", "musicnn-genre", "--data", str(tiny_dataset), "--out", str(out), "--classroom-epochs", "1",
+            "--cache-dir", str(tmp_path / "cache" / "waveforms"), "--device", "cpu"]  # fmt: skip
+    metrics = train(parse_args(args))
+    epochs = [h for h in metrics["history"] if "valid_classroom_balanced_accuracy" in h]
+    assert [h["epoch"] for h in epochs] == [0, 1] and metrics["history"][-1]["classroom"]["epochs"] == 1
+    assert set(metrics["valid_classroom"]) >= {"accuracy", "balanced_accuracy", "confusion"}
+    model = load_model(out)
+    pretrained, tuned = load_file(MUSICNN_DIR / "model.safetensors"), model.backbone.state_dict()
+    assert torch.equal(tuned["dense_bn.running_mean"], pretrained["dense_bn.running_mean"])  # statistics kept
+    if metrics["history"][-1]["best_epoch"] == 1:  # the distilled epoch was kept: the front end moved too
+        assert not torch.equal(tuned["frontend.0.conv.weight"], pretrained["frontend.0.conv.weight"])
+    assert model.backbone.input_range.any()  # int8 ranges calibrated for the (new) front end
+    with pytest.raises(SystemExit, match="classroom-epochs"):
+        train(parse_args([*args, "--refit-on-valid"]))
+    with pytest.raises(SystemExit, match="musicnn-genre only"):
+        train(parse_args(["--model", "ffnn", "--data", str(tiny_dataset), "--out", str(out), "--classroom-epochs=2"]))

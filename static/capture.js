@@ -1,0 +1,94 @@
+// How the page captures sound for Record and Live: music as it is, from a chosen input or from this computer.
+//
+// Gradio's audio component asks for `getUserMedia({audio: true})`, which turns on the browser's speech processing
+// (echo cancellation, noise suppression, automatic gain): made for voices, it pumps and thins music. Gradio has no
+// option for this, so this script wraps `getUserMedia` once for the whole page:
+//   - every microphone request gets those three switched off, and the input chosen in the Live tab (#live-input);
+//   - when the request follows a click on "This computer's sound", it asks `getDisplayMedia` for a tab's (or the
+//     system's) audio instead, drops the video track the browser insists on, and hands Gradio the audio: the same
+//     recorder, chunks and server code as the microphone, fed with the clean signal.
+// No build step: app.py puts this file in the page head.
+(() => {
+  const media = navigator.mediaDevices;
+  if (!media || !media.getUserMedia) return; // not a secure context (http://host other than localhost)
+  const RAW = { echoCancellation: false, noiseSuppression: false, autoGainControl: false };
+  const state = (window.genreCapture = { source: "microphone", stream: null });
+  const askMicrophone = media.getUserMedia.bind(media);
+
+  async function askComputer() {
+    if (!media.getDisplayMedia) {
+      throw new DOMException("This browser cannot share its sound; use a loopback input instead.", "NotSupportedError");
+    }
+    // Chrome only offers sound when video is asked for too; systemAudio: a whole-screen share may include it
+    const stream = await media.getDisplayMedia({ video: true, audio: RAW, systemAudio: "include" });
+    stream.getVideoTracks().forEach((track) => { track.stop(); stream.removeTrack(track); });
+    if (!stream.getAudioTracks().length) {
+      setNote("No sound was shared: share again and tick \"Share tab audio\" (or \"Share system audio\").");
+      throw new DOMException("No audio track was shared.", "NotAllowedError");
+    }
+    return stream;
+  }
+
+  media.getUserMedia = async (constraints = {}) => {
+    if (!constraints.audio || constraints.video) return askMicrophone(constraints);
+    let stream;
+    if (state.source === "computer") {
+      stream = await askComputer();
+    } else {
+      const audio = { ...(constraints.audio === true ? {} : constraints.audio), ...RAW };
+      const chosen = document.querySelector("#live-input select")?.value;
+      if (chosen) audio.deviceId = { exact: chosen };
+      stream = await askMicrophone({ ...constraints, audio });
+    }
+    state.stream = stream; // the tests read the live track's settings from here
+    return stream;
+  };
+
+  function setNote(text) {
+    const note = document.querySelector("#capture-note .capture-note");
+    if (note) note.textContent = text;
+  }
+
+  // The inputs list: names appear once the page may use the microphone (after the first recording).
+  async function listInputs() {
+    const select = document.querySelector("#live-input select");
+    if (!select) return;
+    const inputs = (await media.enumerateDevices()).filter((d) => d.kind === "audioinput");
+    const chosen = select.value;
+    select.replaceChildren(new Option("Default microphone", ""));
+    inputs.filter((d) => d.deviceId && d.deviceId !== "default").forEach((d, i) => {
+      select.add(new Option(d.label || `Input ${i + 1}`, d.deviceId));
+    });
+    select.value = [...select.options].some((o) => o.value === chosen) ? chosen : "";
+  }
+  media.addEventListener?.("devicechange", listInputs);
+
+  // Which source the next recording uses: set by the source buttons (see app.py), which then press record.
+  state.start = (source) => {
+    state.source = source;
+    const record = document.querySelector("#live-audio button.record-button");
+    if (!record) return false;
+    record.click(); // still inside the user's click: the browser allows the capture prompt
+    return true;
+  };
+
+  state.supportsComputerSound = () => Boolean(media.getDisplayMedia) && /Chrome|Chromium|Edg\//.test(navigator.userAgent);
+
+  // Gradio renders the page after this script runs: set up the inputs list and the browser note when they appear.
+  const observer = new MutationObserver(() => {
+    const select = document.querySelector("#live-input select");
+    if (select && !select.dataset.filled) {
+      select.dataset.filled = "1";
+      select.addEventListener("focus", listInputs);
+      listInputs();
+    }
+    const note = document.querySelector("#capture-note .capture-note");
+    if (note && !note.dataset.checked) {
+      note.dataset.checked = "1";
+      if (!state.supportsComputerSound()) {
+        setNote("This browser cannot share a tab's sound: use a loopback input as the microphone (see below).");
+      }
+    }
+  });
+  document.addEventListener("DOMContentLoaded", () => observer.observe(document.body, { childList: true, subtree: true }));
+})();

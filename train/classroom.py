@@ -1,0 +1,174 @@
+"""Stage three of the musicnn-genre schedule: keep the genre when the music crosses a classroom.
+
+Teacher-student distillation (Hinton, Vinyals & Dean 2015; the clean-teacher / noisy-student form of Li et al.,
+"Robust speech recognition using generalized distillation", 2017): the model the probe made, frozen, hears a clean
+window (the teacher); a copy of it (the student) hears the same window played through a freshly simulated classroom
+(`train.degrade`: new room, devices, noise and level for every window of every epoch) and learns the teacher's genre
+probabilities and MSD tags, plus the label. A quarter of each batch is heard clean, so clean accuracy holds.
+
+The whole network trains (the probe alone cannot help: the frozen backbone's features already move in a room), in
+float; batch norms keep their pretrained statistics (350 clips are too few to re-estimate them), dropout is on.
+The epoch with the best mean of clean and classroom balanced accuracy on valid is kept; afterwards the int8 ranges
+are recalibrated on the new front end.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from genre_model.audio import Waveform
+from genre_model.inference import GenreClassifier
+from genre_model.models import MusicnnGenre
+
+from .degrade import degrade
+from .metrics import balanced_accuracy, summarize
+from .probe import calibrate_int8, degraded_copies
+
+TRAINED = {  # the backbone's layers each setting trains (the genre head always trains)
+    "backend": ("pool_bn", "dense", "dense_bn"),
+    "midend": ("midend", "pool_bn", "dense", "dense_bn"),
+    "all": ("input_bn", "frontend", "midend", "pool_bn", "dense", "dense_bn"),
+}
+
+
+@dataclass
+class ClassroomConfig:
+    epochs: int = 6
+    trained: str = "all"  # see TRAINED
+    windows_per_clip: int = 4  # per training clip per epoch
+    batch_windows: int = 16
+    lr: float = 2e-5  # pretrained layers: small steps keep what musicnn learnt from a million songs
+    head_lr: float = 2e-4
+    weight_decay: float = 1e-2
+    clean_share: float = 0.25  # of each batch, heard clean
+    label_weight: float = 0.5  # cross-entropy with the label, beside the teacher's soft targets
+    tag_weight: float = 0.5  # the MSD tags stay the teacher's, so the app can still show them
+    context_s: float = 1.5  # audio before the window whose reverberation rings into it
+
+
+def _classroom_windows(waves: list[Waveform], clips: np.ndarray, cfg: ClassroomConfig, win: int,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """A random window of each chosen clip, clean (B, win), and as heard in a fresh random classroom (B, win)
+    for all but the first ``clean_share`` of them."""
+    sr = waves[0].sample_rate
+    context = int(cfg.context_s * sr)
+    clean, heard = np.zeros((len(clips), win), np.float32), np.zeros((len(clips), win), np.float32)
+    n_clean = int(round(cfg.clean_share * len(clips)))
+    for row, c in enumerate(clips):
+        samples = waves[c].samples
+        start = int(rng.integers(0, max(1, len(samples) - win + 1)))
+        segment, crop = samples[max(0, start - context) : start + win], samples[start : start + win]
+        clean[row, : len(crop)] = crop
+        if row < n_clean:
+            heard[row] = clean[row]
+        else:
+            played = degrade(segment, sr, seed=int(rng.integers(2**31)))
+            heard[row, : len(crop)] = played[len(segment) - len(crop) :]
+    return clean, heard
+
+
+def _set_trainable(model: MusicnnGenre, trained: str) -> list[nn.Parameter]:
+    for p in model.parameters():
+        p.requires_grad_(False)
+    pretrained = [p for name in TRAINED[trained] for p in getattr(model.backbone, name).parameters()]
+    for p in pretrained + list(model.head.parameters()):
+        p.requires_grad_(True)
+    return pretrained
+
+
+def _train_mode(model: nn.Module) -> None:
+    model.eval()  # batch norms keep their pretrained statistics...
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.train()  # ...dropout is on
+
+
+def _clip_probabilities(model: MusicnnGenre, waves: list[Waveform]) -> np.ndarray:
+    """(clips, genres), exactly as the app computes them (int8 front end where it runs)."""
+    classifier = GenreClassifier(model.eval(), model.config.arch, torch.device("cpu"))
+    return np.array([list(p.probabilities.values()) for i in range(0, len(waves), 16)
+                     for p in classifier.predict_many(waves[i : i + 16])])  # fmt: skip
+
+
+def _predicted(model: MusicnnGenre, waves: list[Waveform]) -> np.ndarray:
+    return _clip_probabilities(model, waves).argmax(axis=1)
+
+
+def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[int]],
+                       valid: tuple[list[Waveform], list[int]], seed: int, cfg: ClassroomConfig
+                       ) -> tuple[list, dict]:  # fmt: skip
+    """Distil ``model`` (its head fitted by the probe) into a classroom-robust version of itself, in place.
+    ``train`` holds clean clips only. Returns per-epoch history and the scores of the kept epoch."""
+    if cfg.trained not in TRAINED:
+        raise ValueError(f"trained must be one of {list(TRAINED)}, not {cfg.trained!r}")
+    waves, y = train[0], np.asarray(train[1])
+    n_genres, win = len(model.config.genres), model.config.window_samples
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    teacher = copy.deepcopy(model).eval()
+    valid_y = np.asarray(valid[1])
+    valid_classroom = degraded_copies(valid[0], seed=10_000 + seed, bank=1)  # rooms unlike training's, fixed
+
+    def valid_scores() -> dict:
+        clean = balanced_accuracy(valid_y, _predicted(model, valid[0]))
+        room = balanced_accuracy(valid_y, _predicted(model, valid_classroom))
+        return {"valid_balanced_accuracy": clean, "valid_classroom_balanced_accuracy": room, "mean": (clean + room) / 2}
+
+    pretrained = _set_trainable(model, cfg.trained)
+    optimizer = torch.optim.AdamW(
+        [{"params": pretrained, "lr": cfg.lr}, {"params": model.head.parameters(), "lr": cfg.head_lr}],
+        weight_decay=cfg.weight_decay,
+    )
+    # genre-balanced: every genre is drawn equally often, whatever its clip count
+    counts = np.bincount(y, minlength=n_genres)
+    draw = 1.0 / counts[y]
+    draw /= draw.sum()
+    steps = max(1, len(waves) * cfg.windows_per_clip // cfg.batch_windows)
+
+    first = valid_scores()
+    history = [{"epoch": 0, **first}]
+    best = (first["mean"], 0, copy.deepcopy(model.state_dict()))
+    tqdm.write(f"classroom epoch 0 (the probe): {first}")
+    for epoch in tqdm(range(1, cfg.epochs + 1), desc="classroom distillation", unit="epoch"):
+        _train_mode(model)
+        losses = []
+        for _ in tqdm(range(steps), desc=f"epoch {epoch}", unit="batch", leave=False):
+            clips = rng.choice(len(waves), size=cfg.batch_windows, p=draw)
+            clean, heard = (torch.from_numpy(a) for a in _classroom_windows(waves, clips, cfg, win, rng))
+            with torch.no_grad():
+                teacher_logits, teacher_tags = teacher.classify_and_tag(teacher.frontend(clean))
+            logits, tags = model.classify_and_tag(model.frontend(heard))
+            loss = F.kl_div(F.log_softmax(logits, -1), F.softmax(teacher_logits, -1), reduction="batchmean")
+            loss = loss + cfg.label_weight * F.cross_entropy(logits, torch.from_numpy(y[clips]))
+            if tags is not None and teacher_tags is not None:
+                loss = loss + cfg.tag_weight * F.binary_cross_entropy_with_logits(tags, torch.sigmoid(teacher_tags))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), **valid_scores()}
+        history.append(row)
+        tqdm.write(f"classroom epoch {epoch}: {row}")
+        if row["mean"] > best[0]:
+            best = (row["mean"], epoch, copy.deepcopy(model.state_dict()))
+    model.load_state_dict(best[2])
+    for p in model.parameters():
+        p.requires_grad_(True)
+    model.eval()
+    calibrate_int8(model, waves + degraded_copies(waves, seed))  # the front end moved: new int8 ranges
+    genres = model.config.genres
+    valid_probs = _clip_probabilities(model, valid[0])
+    history.append({"classroom": asdict(cfg), "best_epoch": best[1]})
+    return history, {
+        "train": summarize(y.tolist(), _predicted(model, waves).tolist(), genres),
+        "valid": summarize(valid_y.tolist(), valid_probs.argmax(axis=1).tolist(), genres),
+        "valid_classroom": summarize(valid_y.tolist(), _predicted(model, valid_classroom).tolist(), genres),
+        "valid_probs": valid_probs,
+    }
