@@ -1,41 +1,45 @@
-"""The Gradio demo: upload or record a clip and see what the genre model hears and decides.
+"""The Gradio demo: upload, record or pick a clip and see what the genre model hears and decides.
 
     python app.py [--model PATH_OR_REPO_ID] [--device D] [--share] [--examples DIR]
 
 Also the ``app_file`` of a Hugging Face Space. All the work happens in ``genre_model``; this file only wires
-the UI to it.
+the UI to it. One clip, chosen once above the views, feeds Analyze, Explain and Compare; the Live view listens on
+its own (microphone or this computer's sound, see static/capture.js).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from gradio import FileData
 
 from genre_model.audio import AUDIO_SUFFIXES, AudioError, Waveform
-from genre_model.explain import explain
+from genre_model.explain import explain, verdict
 from genre_model.inference import GenreClassifier, Prediction, keep_freed_memory
 from genre_model.live import LiveListener
-from genre_model.models import ModelNotFoundError
+from genre_model.models import ModelNotFoundError, resolve_model_name
 from genre_model.plots import explanation_figure, prediction_figures, probability_figure, timeline_figure
-from genre_model.synth import write_examples
 
 log = logging.getLogger("genre-app")
+ROOT = Path(__file__).resolve().parent
+EXAMPLES_DIR = ROOT / "examples"  # CC BY / BY-SA / public-domain excerpts, credits in examples/CREDITS.md
 COMPARE_MODELS = ("chunk-cnn", "seed-cnn", "ffnn")  # our from-scratch CNN and the paper's networks
+PREDICTED = "the predicted genre"
+TAGS_SHOWN = 6
 LIVE_WINDOW_S = 6.0  # audio each live prediction reads
 LIVE_CONTEXT_S = 12.0  # the answer shown averages the predictions of this long
-PREDICTED = "the predicted genre"
 LIVE_UPDATE_S = 0.9  # new audio between two live predictions
-TAGS_SHOWN = 6
-# the Live answer is read from the back of a classroom, off a projector
-CSS = "#live-headline h2 {font-size: 4rem; line-height: 1.1;} #live-headline, #live-label {font-size: 1.6rem;}"
-CAPTURE_JS = (Path(__file__).parent / "static" / "capture.js").read_text()
+# the answers are read from the back of a classroom, off a projector
+CSS = ("#live-headline h2, #headline h2 {font-size: 3.2rem; line-height: 1.1;} #live-headline h2 {font-size: 4rem;}"
+       " #live-headline, #live-label {font-size: 1.6rem;} #clip-message {color: var(--error-text-color);}")  # fmt: skip
+CAPTURE_JS = (ROOT / "static" / "capture.js").read_text()
 IDLE = "Press **Microphone** or **This computer's sound** to start."
 PAUSED = "**Paused.** Press a button above to listen again."
 LOOPBACK_HOWTO = """**No "This computer's sound" in your browser?** Route the computer's output to an input and
@@ -43,35 +47,48 @@ choose it above. Windows: Sound settings → Recording → enable **Stereo Mix**
 the output to it. Linux: choose **Monitor of …** (PulseAudio/PipeWire)."""
 
 
+class ClipProblem(Exception):
+    """Something the person using the app should read (never a stack trace)."""
+
+
 @dataclass
 class AppModels:
     main: GenreClassifier
-    compare: dict[str, GenreClassifier]  # display name -> classifier, the main model first
+    compare: dict[str, GenreClassifier]  # panel title -> classifier, the main model first
+
+
+def valid_balanced_accuracy(model: str | None) -> float | None:
+    """The model's measured valid balanced accuracy, from the ``metrics.json`` beside its weights, if any."""
+    metrics = Path(resolve_model_name(model)) / "metrics.json"
+    return json.loads(metrics.read_text())["valid"]["balanced_accuracy"] if metrics.is_file() else None
 
 
 def load_models(model: str | None, device: str | None) -> AppModels:
     main = GenreClassifier.from_pretrained(model, device)
-    compare = {f"{main.name} (this app's model)": main}
-    for name in COMPARE_MODELS:
-        if name == main.name:
-            continue
+    compare = {}
+    for name, role in ((model, "this app's model"), *((n, None) for n in COMPARE_MODELS)):
         try:
-            label = "paper" if name in ("seed-cnn", "ffnn") else "from scratch"
-            compare[f"{name} ({label})"] = GenreClassifier.from_pretrained(name, device)
+            classifier = main if role else GenreClassifier.from_pretrained(name, device)
         except ModelNotFoundError:
-            log.warning("comparison model %s is not available; the Compare tab will skip it", name)
+            log.warning("comparison model %s is not available; the Compare view will skip it", name)
+            continue
+        if role is None and classifier.name == main.name:
+            continue
+        score = valid_balanced_accuracy(name)
+        right = f" · right on {score:.0%} of valid clips (balanced)" if score is not None else ""
+        role = role or ("the paper's network" if classifier.name in ("seed-cnn", "ffnn") else "from scratch")
+        compare[f"{classifier.name} ({role}){right}"] = classifier
     return AppModels(main, compare)
 
 
 def _load(classifier: GenreClassifier, audio) -> Waveform:
-    """Decode the user's audio; bad input becomes a short message for the user, never a stack trace."""
     if audio is None:
-        raise gr.Error("No audio yet: upload a file or record a clip first.", print_exception=False)
+        raise ClipProblem("No clip yet: upload a file, record one or pick an example.")
     try:
         return classifier.load(audio)
     except AudioError as err:  # the user's input, not our bug: one log line, no traceback
         log.info("rejected input: %s", err)
-        raise gr.Error(str(err), print_exception=False) from None
+        raise ClipProblem(err.message) from None
 
 
 def _classify(classifier: GenreClassifier, wave: Waveform, with_features: bool = False) -> Prediction:
@@ -79,25 +96,36 @@ def _classify(classifier: GenreClassifier, wave: Waveform, with_features: bool =
         return classifier.predict(wave, with_features=with_features)
     except Exception:  # noqa: BLE001 - keep serving; the log gets the details, the user a plain message
         log.exception("prediction failed")
-        raise gr.Error("Something went wrong while analyzing this clip. Try another file.") from None
+        raise ClipProblem("Something went wrong while analyzing this clip. Try another file.") from None
 
 
-def facts_line(p: Prediction) -> str:
-    cut = f" (first {p.analyzed_s:.0f} s of {p.duration_s:.0f} s)" if p.analyzed_s < p.duration_s - 1e-3 else ""
-    return f"**{p.analyzed_s:.1f} s analyzed**{cut} · model `{p.model_name}` · {p.device} · {p.elapsed_ms:.0f} ms"
+def shown(handler, n_outputs: int):
+    """A UI handler: an empty message and ``handler``'s outputs, or the problem in the message and every output
+    cleared, so no view keeps another clip's result and nothing turns into an error badge."""
+
+    def run(*args):
+        try:
+            return "", *handler(*args)
+        except ClipProblem as problem:
+            return f"⚠ {problem}", *[None] * n_outputs
+
+    return run
 
 
-def analyze(models: AppModels, audio):
-    """Analyze tab: facts, top-3 label, probability bars, waveform, log-mel, genre timeline, pretrained tags."""
+def headline(p: Prediction, classifier: GenreClassifier) -> str:
+    title, reason, _ = verdict(p.probabilities, classifier.model.config.entropy_threshold)
+    cut = f" (the first {p.analyzed_s:.0f} s of {p.duration_s:.0f} s)" if p.analyzed_s < p.duration_s - 1e-3 else ""
+    return f"## {title}\n{reason}\n\n{p.analyzed_s:.1f} s analyzed{cut} by `{p.model_name}`."
+
+
+def analyze(models: AppModels, audio) -> tuple:
+    """Analyze view: headline, top-3 label, probability bars, waveform, log-mel, genre timeline, pretrained tags."""
     classifier = models.main
     wave = _load(classifier, audio)
     prediction = _classify(classifier, wave, with_features=True)
-    frontend = classifier.model.frontend
-    figures = prediction_figures(
-        prediction, wave.samples, wave.sample_rate, frontend.mel_frequencies.numpy(), frontend.unit
-    )
+    figures = prediction_figures(prediction, wave.samples, wave.sample_rate, classifier.model.frontend)
     return (
-        facts_line(prediction),
+        headline(prediction, classifier),
         dict(prediction.top(3)),
         figures["probabilities"],
         figures["waveform"],
@@ -107,11 +135,15 @@ def analyze(models: AppModels, audio):
     )
 
 
-def explain_clip(models: AppModels, audio, genre: str):
-    """Explain tab: relevance overlay for the predicted (or chosen) genre, strongest windows, confidence note."""
+def explain_clip(models: AppModels, audio, genre: str) -> tuple:
+    """Explain view: evidence for the predicted (or chosen) genre over the spectrogram, strongest windows."""
     classifier = models.main
     wave = _load(classifier, audio)
-    e = explain(classifier, wave, None if genre == PREDICTED else genre)
+    try:
+        e = explain(classifier, wave, None if genre == PREDICTED else genre)
+    except Exception:  # noqa: BLE001 - as _classify: keep serving
+        log.exception("explanation failed")
+        raise ClipProblem("Something went wrong while explaining this clip. Try another file.") from None
     p = e.prediction
     figure = explanation_figure(p.logmel, e.relevance, p.frame_times_s,
                                 classifier.model.frontend.mel_frequencies.numpy(), e.genre)  # fmt: skip
@@ -122,13 +154,22 @@ def explain_clip(models: AppModels, audio, genre: str):
     return f"**{p.genre}** · {e.note}", figure, table, strongest
 
 
-def compare(models: AppModels, audio):
-    """Compare tab: the same clip through every model, side by side."""
+def compare(models: AppModels, audio) -> list:
+    """Compare view: the same clip through every model, side by side, genres in the same order everywhere."""
     outputs = []
     for classifier in models.compare.values():  # models may differ in sample rate: each decodes for itself
         p = _classify(classifier, _load(classifier, audio))
-        outputs += [dict(p.top(3)), probability_figure(p.probabilities, title=f"classified in {p.elapsed_ms:.0f} ms")]
+        outputs += [dict(p.top(3)), probability_figure(p.probabilities)]
     return outputs
+
+
+def summary(models: AppModels, audio) -> dict:
+    """The API's answer for one clip: the genre, all ten probabilities, whether the model is sure (and why), the
+    pretrained tagger's tags when the model has them, timings."""
+    classifier = models.main
+    prediction = _classify(classifier, _load(classifier, audio))
+    title, reason, sure = verdict(prediction.probabilities, classifier.model.config.entropy_threshold)
+    return {**prediction.to_dict(), "headline": title, "reason": reason, "sure": sure}
 
 
 def level_meter(level_db: float) -> str:
@@ -138,7 +179,7 @@ def level_meter(level_db: float) -> str:
 
 
 def live_step(models: AppModels, listener: LiveListener | None, chunk, source: str = "the microphone"):
-    """Live tab: add a chunk to the rolling window; about once a second, show the steady reading of the last
+    """Live view: add a chunk to the rolling window; about once a second, show the steady reading of the last
     `LIVE_CONTEXT_S` seconds. Outputs: state, status, headline, label, bars, timeline."""
     if chunk is None:
         return listener, *[gr.skip()] * 5
@@ -160,34 +201,35 @@ def live_step(models: AppModels, listener: LiveListener | None, chunk, source: s
               f"{reading.context_s:.0f} s")  # fmt: skip
     timeline = timeline_figure(listener.history, models.main.genres, title="")
     top3 = dict(sorted(reading.probabilities.items(), key=lambda kv: -kv[1])[:3])
-    headline = f"## {reading.headline}\n{reading.reason}"
-    return listener, status, headline, top3, probability_figure(reading.probabilities, title=""), timeline
+    return (listener, status, f"## {reading.headline}\n{reading.reason}", top3,
+            probability_figure(reading.probabilities, title=""), timeline)  # fmt: skip
 
 
-def example_files(folder: str | None) -> list[str]:
-    """The user's own ``--examples`` folder, or clips synthesized at start-up (no recordings ship with us)."""
-    if folder:
-        return sorted(str(p) for p in Path(folder).iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
-    return [str(p) for p in write_examples(Path(tempfile.gettempdir()) / "genre-demo-examples")]
+def example_files(folder: str | Path | None = None) -> list[str]:
+    """Audio files in ``folder`` (the user's ``--examples``, else the committed CC excerpts in examples/)."""
+    folder = Path(folder or EXAMPLES_DIR)
+    return sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES) if folder.is_dir() else []
 
 
 def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Blocks:
     with gr.Blocks(title="Music genre classifier") as demo:
         gr.Markdown(
-            "# What genre is this?\nUpload or record music and see what the network hears: the waveform, the "
-            "log-mel spectrogram it is fed, and its confidence for each of the 10 GTZAN genres."
+            "# What genre is this?\nPick an example, upload or record music once: **Analyze** shows what the "
+            "network hears and decides, **Explain** why, **Compare** what smaller networks make of the same clip."
         )
+        with gr.Row():
+            with gr.Column(scale=3):
+                clip = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Music clip", elem_id="clip")
+                message = gr.Markdown(elem_id="clip-message")
+            if examples:
+                with gr.Column(scale=2):
+                    gr.Examples(examples, inputs=clip, label="Examples (real music, credits in examples/CREDITS.md)",
+                                examples_per_page=12)  # fmt: skip
         with gr.Tab("Analyze"):
             with gr.Row():
-                with gr.Column(scale=1):
-                    audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Music clip")
-                    button = gr.Button("Analyze", variant="primary")
-                    if examples:
-                        gr.Examples(examples, inputs=audio, label="Examples")
-                with gr.Column(scale=1):
-                    facts = gr.Markdown()
-                    label = gr.Label(num_top_classes=3, label="Top genres")
-                    bars = gr.Plot(label="Probabilities")
+                with gr.Column():
+                    verdict_text = gr.Markdown(elem_id="headline")
+                    label = gr.Label(num_top_classes=3, label="Top genres", show_heading=False)
                     tags = gr.Label(
                         num_top_classes=TAGS_SHOWN,
                         label="Tags the pretrained musicnn tagger hears (Million Song Dataset tags, each scored "
@@ -195,96 +237,102 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
                         visible=bool(models.main.model.tag_names),
                         show_heading=False,  # a big top tag would read like the genre answer
                     )
+                bars = gr.Plot(label="Probabilities")
             waveform = gr.Plot(label="Waveform")
-            spectrogram = gr.Plot(label="Log-mel spectrogram")
+            spectrogram = gr.Plot(label="What the network hears: the mel spectrogram")
             timeline = gr.Plot(label="Genre over time", visible=False)
-            outputs = [facts, label, bars, waveform, spectrogram, timeline, tags]
-
-            def run(x):
-                return analyze(models, x)
-
-            button.click(run, audio, outputs, api_name="classify")
-            audio.upload(run, audio, outputs, api_visibility="private")
-            audio.stop_recording(run, audio, outputs, api_visibility="private")
-
         with gr.Tab("Explain"):
             gr.Markdown("Why this genre? Red marks the sounds (time and pitch) that pushed the model towards it.")
             with gr.Row():
-                explain_audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Music clip")
-                with gr.Column():
-                    explain_genre = gr.Dropdown([PREDICTED, *models.main.genres], value=PREDICTED,
-                                                label="Explain which genre? (why not jazz?)")  # fmt: skip
-                    explain_button = gr.Button("Explain", variant="primary")
+                explain_genre = gr.Dropdown([PREDICTED, *models.main.genres], value=PREDICTED,
+                                            label="Explain which genre? (why not jazz?)")  # fmt: skip
+                explain_button = gr.Button("Explain", variant="primary")
             explain_note = gr.Markdown()
             explain_plot = gr.Plot(label="Evidence over the spectrogram")
             with gr.Row():
                 explain_table = gr.Markdown()
                 explain_play = gr.Audio(label="Listen to the strongest window", interactive=False)
-            explain_outputs = [explain_note, explain_plot, explain_table, explain_play]
-            explain_button.click(lambda a, g: explain_clip(models, a, g), [explain_audio, explain_genre],
-                                 explain_outputs, api_name="explain")  # fmt: skip
-
         with gr.Tab("Compare"):
             gr.Markdown(
                 "The same clip through this app's model, our CNN trained from scratch, and the paper's CNN and "
-                "feed-forward network: see where the small networks go wrong."
+                "feed-forward network. A long bar is not a right answer: each title says how often that model is right."
             )
-            compare_audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Music clip")
             compare_button = gr.Button("Compare", variant="primary")
             compare_outputs = []
             with gr.Row():
                 for title in models.compare:
                     with gr.Column(min_width=240):  # four side by side on a laptop screen
-                        compare_outputs += [gr.Label(num_top_classes=3, label=title), gr.Plot(label=title)]
-            compare_button.click(lambda x: compare(models, x), compare_audio, compare_outputs, api_name="compare")
-            compare_audio.upload(lambda x: compare(models, x), compare_audio, compare_outputs, api_visibility="private")
+                        compare_outputs += [gr.Label(num_top_classes=3, label=title), gr.Plot(show_label=False)]
+        build_live_tab(models)
 
-        with gr.Tab("Live"):
-            gr.Markdown(
-                "Classify music as it plays, updated every second. **This computer's sound**: what this computer "
-                "plays (a music tab, a player), straight to the model, no room in between; in Chrome or Edge pick "
-                "the tab and tick **Share tab audio** (or share the whole screen with **Share system audio** on "
-                "Windows and ChromeOS). **Microphone**: music from the room. Stop pauses; Reset clears the timeline."
-            )
-            with gr.Row():
-                mic_button = gr.Button("Microphone", variant="primary")
-                computer_button = gr.Button("This computer's sound", variant="primary")
-                reset = gr.Button("Reset")
-            gr.HTML('<span class="capture-note"></span>', elem_id="capture-note")  # static/capture.js writes here
-            source = gr.Textbox("the microphone", visible=False)
-            listener = gr.State(None)
-            mic = gr.Audio(sources=["microphone"], streaming=True, label="Listening", elem_id="live-audio")
-            live_status = gr.Markdown(IDLE)
-            live_headline = gr.Markdown(elem_id="live-headline")
-            live_label = gr.Label(num_top_classes=3, label="Now playing", show_heading=False, elem_id="live-label")
-            with gr.Row():
-                live_bars = gr.Plot(label="Probabilities")
-                live_timeline = gr.Plot(label="Genre over time", elem_id="live-timeline")
-            with gr.Accordion("Microphone input and loopback (other browsers)", open=False):
-                gr.HTML(
-                    '<label>Microphone input: <select aria-label="Microphone input"></select></label> '
-                    '<span class="capture-note"></span>',
-                    elem_id="live-input",
-                )  # filled by static/capture.js
-                gr.Markdown(LOOPBACK_HOWTO)
-            live_outputs = [listener, live_status, live_headline, live_label, live_bars, live_timeline]
-            for button, kind, label in ((mic_button, "microphone", "the microphone"),
-                                        (computer_button, "computer", "this computer")):  # fmt: skip
-                # static/capture.js picks the source and presses record, inside the user's click
-                button.click(None, None, source, js=f"() => (window.genreCapture.start('{kind}'), '{label}')")
-            mic.stream(
-                lambda state, chunk, src: live_step(models, state, chunk, src),
-                [listener, mic, source],
-                live_outputs,
-                stream_every=1.0,
-                time_limit=3600,
-                concurrency_limit=8,
-                show_progress="hidden",  # a timer over the big answer every second distracts a class
-                api_name="live",
-            )
-            mic.stop_recording(lambda: PAUSED, None, live_status, api_visibility="private")
-            reset.click(lambda: (None, IDLE, "", None, None, None), None, live_outputs, api_visibility="private")
+        analyze_outputs = [verdict_text, label, bars, waveform, spectrogram, timeline, tags]
+        explain_outputs = [explain_note, explain_plot, explain_table, explain_play]
+        stale = explain_outputs + compare_outputs  # cleared whenever the clip changes
+
+        def on_clip(audio):
+            return *shown(lambda a: analyze(models, a), len(analyze_outputs))(audio), *[None] * len(stale)
+
+        clip.change(on_clip, clip, [message, *analyze_outputs, *stale], api_visibility="private")
+        explain_button.click(shown(lambda audio, genre: explain_clip(models, audio, genre), len(explain_outputs)),
+                             [clip, explain_genre], [message, *explain_outputs], api_visibility="private")  # fmt: skip
+        compare_button.click(shown(lambda audio: compare(models, audio), len(compare_outputs)), clip,
+                             [message, *compare_outputs], api_visibility="private")  # fmt: skip
+
+        def classify(audio: FileData) -> dict:
+            """Classify an audio file: genre, all ten genre probabilities (plain JSON), headline, reason, sure."""
+            try:
+                return summary(models, audio["path"] if isinstance(audio, dict) else audio.path)
+            except ClipProblem as problem:
+                raise gr.Error(str(problem), print_exception=False) from None
+
+        gr.api(classify, api_name="classify")
     return demo
+
+
+def build_live_tab(models: AppModels) -> None:
+    with gr.Tab("Live"):
+        gr.Markdown(
+            "Classify music as it plays, updated every second. **This computer's sound**: what this computer "
+            "plays (a music tab, a player), straight to the model, no room in between; in Chrome or Edge pick "
+            "the tab and tick **Share tab audio** (or share the whole screen with **Share system audio** on "
+            "Windows and ChromeOS). **Microphone**: music from the room. Stop pauses; Reset clears the timeline."
+        )
+        with gr.Row():
+            mic_button = gr.Button("Microphone", variant="primary")
+            computer_button = gr.Button("This computer's sound", variant="primary")
+            reset = gr.Button("Reset")
+        gr.HTML('<span class="capture-note"></span>', elem_id="capture-note")  # static/capture.js writes here
+        source = gr.Textbox("the microphone", visible=False)
+        listener = gr.State(None)
+        mic = gr.Audio(sources=["microphone"], streaming=True, label="Listening", elem_id="live-audio")
+        live_status = gr.Markdown(IDLE)
+        live_headline = gr.Markdown(elem_id="live-headline")
+        live_label = gr.Label(num_top_classes=3, label="Now playing", show_heading=False, elem_id="live-label")
+        with gr.Row():
+            live_bars = gr.Plot(label="Probabilities")
+            live_timeline = gr.Plot(label="Genre over time", elem_id="live-timeline")
+        with gr.Accordion("Microphone input and loopback (other browsers)", open=False):
+            gr.HTML(
+                '<label>Microphone input: <select aria-label="Microphone input"></select></label>', elem_id="live-input"
+            )  # filled by static/capture.js
+            gr.Markdown(LOOPBACK_HOWTO)
+        live_outputs = [listener, live_status, live_headline, live_label, live_bars, live_timeline]
+        for button, kind, label in ((mic_button, "microphone", "the microphone"),
+                                    (computer_button, "computer", "this computer")):  # fmt: skip
+            # static/capture.js picks the source and presses record, inside the user's click
+            button.click(None, None, source, js=f"() => (window.genreCapture.start('{kind}'), '{label}')")
+        mic.stream(
+            lambda state, chunk, src: live_step(models, state, chunk, src),
+            [listener, mic, source],
+            live_outputs,
+            stream_every=1.0,
+            time_limit=3600,
+            concurrency_limit=8,
+            show_progress="hidden",  # a timer over the big answer every second distracts a class
+            api_name="live",
+        )
+        mic.stop_recording(lambda: PAUSED, None, live_status, api_visibility="private")
+        reset.click(lambda: (None, IDLE, "", None, None, None), None, live_outputs, api_visibility="private")
 
 
 def main() -> None:
@@ -292,7 +340,7 @@ def main() -> None:
     parser.add_argument("--model", default=os.environ.get("GENRE_MODEL"), help="model folder or Hub repo id")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
-    parser.add_argument("--examples", default=None, help="folder of your own example clips")
+    parser.add_argument("--examples", default=None, help="folder of your own example clips (default: examples/)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     keep_freed_memory()

@@ -29,7 +29,12 @@ AUDIO_SUFFIXES = {".wav", ".au", ".snd", ".flac", ".ogg", ".oga", ".opus", ".mp3
 
 
 class AudioError(ValueError):
-    """Raised for any input we cannot analyze; the message says what is wrong and what to do."""
+    """Raised for any input we cannot analyze; the message says what is wrong and what to do. ``message`` is for
+    whoever chose the audio; ``hint`` is for whoever runs the code (a browser user cannot install software)."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(f"{message} ({hint})" if hint else message)
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,7 @@ def _from_ffmpeg(path: Path, sample_rate: int, max_seconds: float) -> tuple[np.n
         f"File '{path.name}' is not an audio file this app can read. Use WAV, FLAC, OGG/Vorbis, Opus, MP3, AIFF or AU"
     )
     if ffmpeg is None:
-        raise AudioError(not_audio + " (or install ffmpeg for other formats).")
+        raise AudioError(not_audio + ".", hint="install ffmpeg to read other formats")
     cmd = [ffmpeg, "-nostdin", "-v", "error", "-t", str(max_seconds), "-i", str(path),
            "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-"]  # fmt: skip
     try:

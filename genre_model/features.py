@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torchaudio
 from torch import nn
@@ -56,7 +57,10 @@ class LogMel(nn.Module):
         for module in self.modules():
             module._non_persistent_buffers_set.update(name for name, _ in module.named_buffers(recurse=False))
 
-    unit = "dB"
+    @staticmethod
+    def loudness_db(logmel: np.ndarray) -> np.ndarray:
+        """This front end's output in dB (for figures): it already is, relative to the clip's peak."""
+        return logmel
 
     @property
     def mel_frequencies(self) -> torch.Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import torchaudio
@@ -74,7 +75,10 @@ class LogCompressedMel(nn.Module):
     """Waveform (batch, samples) -> ``log10(1 + 10000 * mel power)`` (batch, n_mels, frames): musicnn's input,
     computed in float32 (the wheel rounds to float16 first, which overflows on real music)."""
 
-    unit = "log10(1 + 10^4 power)"
+    @staticmethod
+    def loudness_db(logmel: np.ndarray) -> np.ndarray:
+        """This front end's output, log10(1 + 10^4 power), back to dB of power (for figures)."""
+        return 10 * np.log10(np.maximum(10.0**logmel - 1, 0) / 10_000 + 1e-10)
 
     def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int):
         super().__init__()

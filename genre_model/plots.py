@@ -42,7 +42,7 @@ def waveform_figure(samples: np.ndarray, sample_rate: int, duration_s: float | N
     fig.add_vrect(x0=0, x1=analyzed_s, fillcolor="#4c78a8", opacity=0.08, line_width=0)
     if total > analyzed_s + 1e-3:
         fig.add_annotation(x=(analyzed_s + total) / 2, y=0, text="not analyzed", showarrow=False)
-    fig.update_layout(title="Waveform", showlegend=False, height=220, **_LAYOUT)
+    fig.update_layout(showlegend=False, height=260, **_LAYOUT)  # its box is labelled: no title of its own
     fig.update_xaxes(title="time (s)", range=[0, total])
     fig.update_yaxes(title="amplitude", range=[-1.05, 1.05] if np.abs(samples).max() <= 1 else None)
     return fig
@@ -57,27 +57,36 @@ def _pool_time(grid: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndar
     return grid[:, :n].reshape(grid.shape[0], -1, step).max(axis=2), times[:n:step]
 
 
-def spectrogram_figure(
-    logmel: np.ndarray, frame_times_s: np.ndarray, mel_hz: np.ndarray, title: str = "Log-mel spectrogram (model input)",
-    unit: str = "dB",
-) -> go.Figure:  # fmt: skip
-    """The log-mel exactly as the network received it, mel bands on a Hz axis."""
-    logmel, frame_times_s = _pool_time(logmel, frame_times_s)
-    ticks = [i for i in range(0, len(mel_hz), max(1, len(mel_hz) // 8))]
+def frequency_ticks(mel_hz: np.ndarray) -> tuple[list[float], list[str]]:
+    """Round frequencies (125 Hz ... 16 kHz, octaves) placed on a mel-band axis, none closer than a tenth of it."""
+    vals, text = [], []
+    for f in 125 * 2.0 ** np.arange(8):
+        at = float(np.interp(f, mel_hz, np.arange(len(mel_hz))))
+        if mel_hz[0] <= f <= mel_hz[-1] and (not vals or at - vals[-1] >= len(mel_hz) / 10):
+            vals.append(at)
+            text.append(f"{f / 1000:g} kHz" if f >= 1000 else f"{f:g} Hz")
+    return vals, text
+
+
+def spectrogram_figure(loudness_db: np.ndarray, frame_times_s: np.ndarray, mel_hz: np.ndarray,
+                       title: str = "") -> go.Figure:  # fmt: skip
+    """The mel spectrogram the network received (its loudness in dB), mel bands on a frequency axis."""
+    loudness_db, frame_times_s = _pool_time(loudness_db, frame_times_s)
+    tickvals, ticktext = frequency_ticks(mel_hz)
     fig = go.Figure(
         go.Heatmap(
-            z=logmel,
+            z=loudness_db,
             x=frame_times_s,
             y=np.arange(len(mel_hz)),
             colorscale="Magma",
-            colorbar=dict(title=dict(text=unit, side="right"), thickness=15),  # narrow: room for the plot on phones
-            customdata=np.repeat(mel_hz[:, None], logmel.shape[1], axis=1),
-            hovertemplate="%{x:.2f} s, %{customdata:.0f} Hz: %{z:.1f}<extra></extra>",
+            colorbar=dict(title=dict(text="loudness (dB)", side="right"), thickness=15),  # narrow: room on phones
+            customdata=np.repeat(mel_hz[:, None], loudness_db.shape[1], axis=1),
+            hovertemplate="%{x:.2f} s, %{customdata:.0f} Hz: %{z:.0f} dB<extra></extra>",
         )
     )
-    fig.update_layout(title=title, height=300, **_LAYOUT)
+    fig.update_layout(title=title, height=320, **_LAYOUT)
     fig.update_xaxes(title="time (s)")
-    fig.update_yaxes(title="frequency (Hz)", tickvals=ticks, ticktext=[f"{mel_hz[i]:.0f}" for i in ticks])
+    fig.update_yaxes(title="frequency", tickvals=tickvals, ticktext=ticktext)
     return fig
 
 
@@ -96,14 +105,15 @@ def explanation_figure(logmel: np.ndarray, relevance: np.ndarray, frame_times_s:
     return fig
 
 
-def probability_figure(probabilities: dict[str, float], title: str = "Genre probabilities") -> go.Figure:
-    """Horizontal bars, most likely genre on top, in percent."""
-    ranked = sorted(probabilities.items(), key=lambda kv: kv[1])
-    genres, probs = [g for g, _ in ranked], [100 * p for _, p in ranked]
+def probability_figure(probabilities: dict[str, float], title: str = "") -> go.Figure:
+    """Horizontal bars in percent, the genres in the model's order from top to bottom (the same rows in every
+    chart and every model, so they can be compared at a glance)."""
+    genres = list(probabilities)[::-1]  # plotly draws the first bar at the bottom
+    probs = [100 * probabilities[g] for g in genres]
     fig = go.Figure(
         go.Bar(
             x=probs, y=genres, orientation="h", marker_color=[_color(g) for g in genres],
-            text=[f"{p:.1f}%" for p in probs], textposition="outside", cliponaxis=False,
+            text=[f"{p:.0f}%" for p in probs], textposition="outside", cliponaxis=False,
         )
     )  # fmt: skip
     fig.update_layout(title=title, height=340, **_LAYOUT)
@@ -111,32 +121,36 @@ def probability_figure(probabilities: dict[str, float], title: str = "Genre prob
     return fig
 
 
-def timeline_figure(segments: list[Segment], genres: list[str], title: str = "Genre over time") -> go.Figure:
-    """Stacked probabilities per window: how the decision moves through the clip."""
+def timeline_figure(segments: list[Segment], genres: list[str], title: str = "", colored: int = 3) -> go.Figure:
+    """Stacked probabilities per window: how the decision moves through the clip. The ``colored`` genres most
+    likely overall get their colours, the rest share one grey band; the legend lists them in stack order."""
     t = [(s.start_s + s.end_s) / 2 for s in segments]
+    mean = {g: np.mean([s.probabilities[g] for s in segments]) for g in genres}
+    top = sorted(genres, key=lambda g: -mean[g])[:colored]
+    bands = [(g, [100 * s.probabilities[g] for s in segments], _color(g)) for g in top]
+    rest = [100 * sum(p for g, p in s.probabilities.items() if g not in top) for s in segments]
+    bands.append(("other genres", rest, "#c7c7c7"))
     fig = go.Figure(
         [
-            go.Scatter(
-                x=t, y=[100 * s.probabilities[g] for s in segments], name=g, mode="lines", stackgroup="p",
-                line=dict(width=0.5, color=_color(g)),
-            )
-            for g in genres
+            go.Scatter(x=t, y=y, name=name, mode="lines", stackgroup="p", line=dict(width=0.5, color=color))
+            for name, y, color in bands
         ]
-    )  # fmt: skip
-    # legend under the axis title (at y=-0.3 they overlapped); at the side it squeezed the plot on phones
-    fig.update_layout(title=title, height=340, legend=dict(orientation="h", yanchor="top", y=-0.45), **_LAYOUT)
+    )
+    # legend under the axis title, in the order the bands are stacked (the first at the bottom)
+    fig.update_layout(title=title, height=340, legend=dict(orientation="h", yanchor="top", y=-0.3,
+                                                           traceorder="normal"), **_LAYOUT)  # fmt: skip
     fig.update_xaxes(title="time (s)")
     fig.update_yaxes(title="%", range=[0, 100])
     return fig
 
 
-def prediction_figures(
-    prediction: Prediction, samples: np.ndarray, sample_rate: int, mel_hz: np.ndarray, unit: str = "dB"
-) -> dict:
-    """All the Analyze tab's figures for one prediction (made ``with_features=True``)."""
+def prediction_figures(prediction: Prediction, samples: np.ndarray, sample_rate: int, frontend) -> dict:
+    """All the Analyze view's figures for one prediction (made ``with_features=True``); ``frontend`` is the
+    model's log-mel module (its band frequencies and its values in dB)."""
+    mel_hz = frontend.mel_frequencies.numpy()
     return {
         "waveform": waveform_figure(samples, sample_rate, prediction.duration_s),
-        "spectrogram": spectrogram_figure(prediction.logmel, prediction.frame_times_s, mel_hz, unit=unit),
+        "spectrogram": spectrogram_figure(frontend.loudness_db(prediction.logmel), prediction.frame_times_s, mel_hz),
         "probabilities": probability_figure(prediction.probabilities),
         "timeline": timeline_figure(prediction.segments, list(prediction.probabilities))
         if prediction.segments

@@ -1,12 +1,9 @@
-"""Small synthesized music clips: the app's built-in examples (no third-party recordings ship with the
-project) and test signals for the bench. They are caricatures of styles, not ground truth."""
+"""Small synthesized music clips: test signals for the tests and the bench (the app's examples are real music, in
+examples/). They are caricatures of styles, not ground truth."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import soundfile as sf
 
 SR = 22_050
 
@@ -73,16 +70,3 @@ EXAMPLES = {"synth-waltz": waltz, "synth-disco-beat": four_on_the_floor, "synth-
 
 def _normalize(x: np.ndarray) -> np.ndarray:
     return (0.8 * x / max(np.abs(x).max(), 1e-9)).astype(np.float32)
-
-
-def write_examples(folder: str | Path) -> list[Path]:
-    """Write the example clips as WAV files into ``folder`` (created if needed)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, make in EXAMPLES.items():
-        path = folder / f"{name}.wav"
-        if not path.exists():
-            sf.write(path, make(), SR, subtype="PCM_16")
-        paths.append(path)
-    return paths

@@ -26,9 +26,7 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torchaudio.functional as AF
-from scipy.signal import fftconvolve
+from scipy.signal import fftconvolve, lfilter, sosfilt
 
 SPEAKERS = ("phone", "laptop", "bluetooth", "pa")
 MICS = ("phone", "laptop")
@@ -132,32 +130,43 @@ def direct_to_reverberant_db(h: np.ndarray, sr: int) -> float:
     return float(10 * np.log10(direct / max(np.sum(h[start + half :] ** 2), 1e-20)))
 
 
-def _speaker(x: torch.Tensor, sr: int, kind: str, rng: np.random.Generator) -> torch.Tensor:
-    def peak(centre: float, gain_db: float, q: float = 1.0) -> None:
-        nonlocal x
-        x = AF.equalizer_biquad(x, sr, min(centre, 0.42 * sr), gain_db, Q=q)
+def _biquad(kind: str, freq: float, sr: int, gain_db: float = 0.0, q: float = 0.707) -> list[float]:
+    """One second-order section (b0, b1, b2, 1, a1, a2) of the RBJ Audio EQ Cookbook: lowpass, highpass or peak."""
+    w0 = 2 * np.pi * min(freq, 0.45 * sr) / sr
+    cos, alpha, amp = np.cos(w0), np.sin(w0) / (2 * q), 10 ** (gain_db / 40)
+    if kind == "peak":
+        b, a = [1 + alpha * amp, -2 * cos, 1 - alpha * amp], [1 + alpha / amp, -2 * cos, 1 - alpha / amp]
+    else:
+        sign = 1 if kind == "lowpass" else -1
+        b, a = [(1 - sign * cos) / 2, sign * (1 - sign * cos), (1 - sign * cos) / 2], [1 + alpha, -2 * cos, 1 - alpha]
+    return [v / a[0] for v in (*b, *a)]
 
+
+def _speaker(x: np.ndarray, sr: int, kind: str, rng: np.random.Generator) -> np.ndarray:
     cut = {"phone": (500, 800), "laptop": (150, 300), "bluetooth": (60, 120), "pa": (80, 150)}[kind]
-    for _ in range(2 if kind in ("phone", "laptop") else 1):  # tiny drivers: 24 dB/octave below their cut-off
-        x = AF.highpass_biquad(x, sr, float(rng.uniform(*cut)))
+    # tiny drivers: 24 dB/octave below their cut-off
+    sections = [_biquad("highpass", rng.uniform(*cut), sr) for _ in range(2 if kind in ("phone", "laptop") else 1)]
     if kind == "phone":
-        peak(rng.uniform(4_000, 8_000), rng.uniform(4, 8), 0.8)
+        sections.append(_biquad("peak", rng.uniform(4_000, 8_000), sr, rng.uniform(4, 8), 0.8))
     if kind == "bluetooth":
-        peak(rng.uniform(80, 150), rng.uniform(3, 6))
+        sections.append(_biquad("peak", rng.uniform(80, 150), sr, rng.uniform(3, 6), 1.0))
     for _ in range(3):  # an uneven response: cabinet and driver resonances
-        peak(float(np.exp(rng.uniform(np.log(300), np.log(6_000)))), rng.uniform(-5, 5), 1.5)
+        sections.append(_biquad("peak", np.exp(rng.uniform(np.log(300), np.log(6_000))), sr, rng.uniform(-5, 5), 1.5))
     if kind != "pa":
-        x = AF.lowpass_biquad(x, sr, min(float(rng.uniform(9_000, 14_000)), 0.45 * sr))
+        sections.append(_biquad("lowpass", rng.uniform(9_000, 14_000), sr))
+    y = sosfilt(np.array(sections), x)
     drive = rng.uniform(1.0, 3.0) if kind in ("phone", "laptop") else rng.uniform(1.0, 1.5)  # small drivers pushed
-    return torch.tanh(drive * x / x.abs().max().clamp_min(1e-6)) / drive
+    return np.tanh(drive * y / max(np.abs(y).max(), 1e-6)) / drive
 
 
-def _mic(x: torch.Tensor, sr: int, kind: str, rng: np.random.Generator) -> torch.Tensor:
-    x = AF.highpass_biquad(x, sr, float(rng.uniform(80, 200) if kind == "laptop" else rng.uniform(40, 100)))
-    x = AF.equalizer_biquad(x, sr, min(float(rng.uniform(2_000, 6_000)), 0.42 * sr), float(rng.uniform(-3, 6)), Q=2.0)
-    for _ in range(2):  # the capture path's anti-alias / speech-codec roll-off above 6-8 kHz
-        x = AF.lowpass_biquad(x, sr, min(float(rng.uniform(6_000, 8_000)), 0.45 * sr))
-    return x
+def _mic(x: np.ndarray, sr: int, kind: str, rng: np.random.Generator) -> np.ndarray:
+    sections = [
+        _biquad("highpass", rng.uniform(80, 200) if kind == "laptop" else rng.uniform(40, 100), sr),
+        _biquad("peak", rng.uniform(2_000, 6_000), sr, rng.uniform(-3, 6), 2.0),
+        # the capture path's anti-alias / speech-codec roll-off above 6-8 kHz
+        *(_biquad("lowpass", rng.uniform(6_000, 8_000), sr) for _ in range(2)),
+    ]
+    return sosfilt(np.array(sections), x)
 
 
 def background_noise(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -174,11 +183,11 @@ def background_noise(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     # talker is the same speech-shaped noise shifted by seconds (as independent as fresh noise, one FFT for all)
     speech = shaped(1 / (1 + (f / 500.0) ** 2) * (f > 100))
     babble = np.zeros(n)
+    slow = np.arange(n // 16 + 1) * 16 / sr  # envelopes change slowly: computed at sr / 16
     for _ in range(int(rng.integers(3, 13))):
-        rate = rng.uniform(3, 6)
-        envelope = np.maximum(np.sin(2 * np.pi * rate * t + rng.uniform(0, 6.3)), 0) ** 2
-        pauses = np.repeat(rng.random(int(n / sr) + 2) < 0.7, sr)[:n]  # phrases and pauses, about a second each
-        babble += np.roll(speech, int(rng.integers(n))) * envelope * pauses
+        envelope = np.maximum(np.sin(2 * np.pi * rng.uniform(3, 6) * slow + rng.uniform(0, 6.3)), 0) ** 2
+        pauses = np.repeat(rng.random(int(n / sr) + 2) < 0.7, sr // 16)[: len(slow)]  # phrases and pauses, ~1 s each
+        babble += np.roll(speech, int(rng.integers(n))) * np.repeat(envelope * pauses, 16)[:n]
     mains = rng.choice([50.0, 60.0])
     hvac = shaped(1 / np.maximum(f, 20.0) * (f < 400)) + 0.3 * sum(
         np.sin(2 * np.pi * mains * k * t + rng.uniform(0, 6.3)) / k for k in range(1, 5)
@@ -193,14 +202,13 @@ def background_noise(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     return (mix / (np.std(mix) + 1e-12)).astype(np.float32)
 
 
-def _agc(x: torch.Tensor, sr: int, target_rms: float = 0.1, max_gain_db: float = 30.0) -> torch.Tensor:
+def _agc(x: np.ndarray, sr: int, target_rms: float = 0.1, max_gain_db: float = 30.0) -> np.ndarray:
     """Device-style automatic gain: follow a smoothed 50 ms RMS envelope towards ``target_rms``."""
     hop = int(0.05 * sr)
-    frames = torch.nn.functional.pad(x, (0, (-len(x)) % hop)).reshape(-1, hop)
-    rms = frames.pow(2).mean(dim=1).sqrt().clamp_min(1e-6)
-    gain = (target_rms / rms).clamp(max=10 ** (max_gain_db / 20))
-    smooth = AF.lfilter(gain[None], torch.tensor([[1.0, -0.9]]), torch.tensor([[0.1, 0.0]]), clamp=False)[0]
-    return x * torch.repeat_interleave(smooth, hop)[: len(x)]
+    frames = np.pad(x, (0, (-len(x)) % hop)).reshape(-1, hop)
+    gain = np.minimum(target_rms / np.maximum(np.sqrt(np.mean(frames**2, axis=1)), 1e-6), 10 ** (max_gain_db / 20))
+    smooth = lfilter([0.1], [1.0, -0.9], gain)  # about half a second to follow a change
+    return x * np.repeat(smooth, hop)[: len(x)]
 
 
 def degrade(samples: np.ndarray, sample_rate: int, seed: int = 0, condition: Condition | None = None,
@@ -211,15 +219,14 @@ def degrade(samples: np.ndarray, sample_rate: int, seed: int = 0, condition: Con
     condition = condition or random_condition(rng, bank)
     if condition.speaker not in SPEAKERS or condition.mic not in MICS:
         raise ValueError(f"speaker must be one of {SPEAKERS} and mic one of {MICS}, not {condition}")
-    x = torch.from_numpy(np.asarray(samples, dtype=np.float32)).clone()
+    x = np.asarray(samples, dtype=np.float64)
     n, sr = len(x), sample_rate
     x = _speaker(x * 10 ** (rng.uniform(-12, 0) / 20), sr, condition.speaker, rng)
-    x = torch.from_numpy(fftconvolve(x.numpy(), room_impulse_response(condition.room, sr))[:n].astype(np.float32))
-    noise = torch.from_numpy(background_noise(n, sr, rng))
-    x = x + noise * x.pow(2).mean().sqrt() * 10 ** (-condition.snr_db / 20)
+    x = fftconvolve(x, room_impulse_response(condition.room, sr))[:n]
+    x = x + background_noise(n, sr, rng) * np.sqrt(np.mean(x**2)) * 10 ** (-condition.snr_db / 20)
     x = _mic(x, sr, condition.mic, rng)
-    x = _agc(x, sr) if rng.random() < 0.5 else x / x.abs().max().clamp_min(1e-6) * 0.5
+    x = _agc(x, sr) if rng.random() < 0.5 else x / max(np.abs(x).max(), 1e-6) * 0.5
     if rng.random() < 0.1:  # a microphone overdriven by a loud speaker nearby
-        limit = float(rng.uniform(0.3, 0.7)) * float(x.abs().max())
-        x = x.clamp(-limit, limit)
-    return x.clamp(-1, 1).numpy()  # the converter's full scale.astype(np.float32)
+        limit = rng.uniform(0.3, 0.7) * np.abs(x).max()
+        x = np.clip(x, -limit, limit)
+    return np.clip(x, -1, 1).astype(np.float32)  # the converter's full scale
