@@ -21,7 +21,7 @@ import numpy as np
 from gradio import FileData
 
 from genre_model.audio import AUDIO_SUFFIXES, AudioError, Waveform
-from genre_model.explain import explain, verdict
+from genre_model.explain import OTHERS, explain, verdict
 from genre_model.inference import GenreClassifier, Prediction, keep_freed_memory
 from genre_model.live import LiveListener
 from genre_model.models import ModelNotFoundError, resolve_model_name
@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "examples"  # CC BY / BY-SA / public-domain excerpts, credits in examples/CREDITS.md
 COMPARE_MODELS = ("chunk-cnn", "seed-cnn", "ffnn")  # our from-scratch CNN and the paper's networks
 PREDICTED = "the predicted genre"
+RUNNER_UP = "the runner-up"
 TAGS_SHOWN = 6
 LIVE_WINDOW_S = 6.0  # audio each live prediction reads
 LIVE_CONTEXT_S = 12.0  # the answer shown averages the predictions of this long
@@ -135,23 +136,27 @@ def analyze(models: AppModels, audio) -> tuple:
     )
 
 
-def explain_clip(models: AppModels, audio, genre: str) -> tuple:
-    """Explain view: evidence for the predicted (or chosen) genre over the spectrogram, strongest windows."""
+def explain_clip(models: AppModels, audio, genre: str, versus: str) -> tuple:
+    """Explain view: evidence for the predicted (or chosen) genre against the runner-up (or the chosen one) over the
+    spectrogram, the strongest windows marked and listed."""
     classifier = models.main
     wave = _load(classifier, audio)
     try:
-        e = explain(classifier, wave, None if genre == PREDICTED else genre)
+        e = explain(classifier, wave, None if genre == PREDICTED else genre, None if versus == RUNNER_UP else versus)
     except Exception:  # noqa: BLE001 - as _classify: keep serving
         log.exception("explanation failed")
         raise ClipProblem("Something went wrong while explaining this clip. Try another file.") from None
-    p = e.prediction
-    figure = explanation_figure(p.logmel, e.relevance, p.frame_times_s,
-                                classifier.model.frontend.mel_frequencies.numpy(), e.genre)  # fmt: skip
-    rows = "\n".join(f"| {a:.1f}-{b:.1f} s | {prob:.0%} |" for a, b, prob in e.top_segments)
-    table = f"Windows that sounded most like **{e.genre}**:\n\n| where | {e.genre} |\n|---|---|\n{rows}"
+    p, frontend = e.prediction, classifier.model.frontend
+    figure = explanation_figure(frontend.loudness_db(p.logmel), e.evidence, p.frame_times_s,
+                                frontend.mel_frequencies.numpy(), e.scale, e.top_segments)  # fmt: skip
+    rows = "\n".join(f"| {i} | {a:.1f}-{b:.1f} s | {prob:.0%} |" for i, (a, b, prob) in enumerate(e.top_segments, 1))
+    table = f"Windows that sounded most like **{e.genre}**:\n\n| | where | {e.genre} |\n|---|---|---|\n{rows}"
     start, end, _ = e.top_segments[0]
     strongest = (wave.sample_rate, wave.samples[int(start * wave.sample_rate) : int(end * wave.sample_rate)])
-    return f"**{p.genre}** · {e.note}", figure, table, strongest
+    title = (
+        f"Why **{e.genre}** and not **{e.versus}**? Red: sounds that say {e.genre}; blue: sounds that say {e.versus}."
+    )
+    return f"{title}\n\n{e.note}", figure, table, strongest
 
 
 def compare(models: AppModels, audio) -> list:
@@ -242,10 +247,13 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
             spectrogram = gr.Plot(label="What the network hears: the mel spectrogram")
             timeline = gr.Plot(label="Genre over time", visible=False)
         with gr.Tab("Explain"):
-            gr.Markdown("Why this genre? Red marks the sounds (time and pitch) that pushed the model towards it.")
+            gr.Markdown("Why this genre and not another? Red marks the sounds (time and pitch) that pushed the model "
+                        "towards the first genre, blue those that pushed it towards the second; the same scale for "
+                        "every genre, so a genre the model barely hears shows little red.")  # fmt: skip
             with gr.Row():
-                explain_genre = gr.Dropdown([PREDICTED, *models.main.genres], value=PREDICTED,
-                                            label="Explain which genre? (why not jazz?)")  # fmt: skip
+                explain_genre = gr.Dropdown([PREDICTED, *models.main.genres], value=PREDICTED, label="Why…")
+                explain_versus = gr.Dropdown([RUNNER_UP, OTHERS, *models.main.genres], value=RUNNER_UP,
+                                             label="…and not")  # fmt: skip
                 explain_button = gr.Button("Explain", variant="primary")
             explain_note = gr.Markdown()
             explain_plot = gr.Plot(label="Evidence over the spectrogram")
@@ -269,12 +277,15 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
         explain_outputs = [explain_note, explain_plot, explain_table, explain_play]
         stale = explain_outputs + compare_outputs  # cleared whenever the clip changes
 
-        def on_clip(audio):
+        def on_clip(audio):  # a new clip (or none: cleared) is analyzed at once and clears the other views
+            if audio is None:
+                return "", *[None] * (len(analyze_outputs) + len(stale))
             return *shown(lambda a: analyze(models, a), len(analyze_outputs))(audio), *[None] * len(stale)
 
         clip.change(on_clip, clip, [message, *analyze_outputs, *stale], api_visibility="private")
-        explain_button.click(shown(lambda audio, genre: explain_clip(models, audio, genre), len(explain_outputs)),
-                             [clip, explain_genre], [message, *explain_outputs], api_visibility="private")  # fmt: skip
+        explain_button.click(shown(lambda audio, genre, versus: explain_clip(models, audio, genre, versus),
+                                   len(explain_outputs)), [clip, explain_genre, explain_versus],
+                             [message, *explain_outputs], api_visibility="private")  # fmt: skip
         compare_button.click(shown(lambda audio: compare(models, audio), len(compare_outputs)), clip,
                              [message, *compare_outputs], api_visibility="private")  # fmt: skip
 

@@ -29,6 +29,8 @@ from genre_model.models import WEIGHTS_DIR, build_model
 from genre_model.plots import prediction_figures
 from genre_model.synth import EXAMPLES
 
+from .faithfulness import faithfulness
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("musicnn-genre", "chunk-cnn", "seed-cnn", "ffnn")
 
@@ -59,7 +61,6 @@ def stages(classifier: GenreClassifier, path: Path) -> dict:
     windows = torch.from_numpy(classifier.all_windows(wave.samples))
     logmel = classifier.model.frontend(windows)
     prediction = classifier.predict(wave, with_features=True)
-    mel_hz = classifier.model.frontend.mel_frequencies.numpy()
     y = wave.samples
 
     def librosa_logmel():
@@ -76,7 +77,7 @@ def stages(classifier: GenreClassifier, path: Path) -> dict:
             "logmel_ours": timed(lambda: classifier.model.frontend(torch.from_numpy(y)[None]), 20),
             "logmel_librosa": timed(librosa_logmel, 5),
             "network_all_windows": timed(lambda: classifier.model.classify(logmel), 20),
-            "figures": timed(lambda: prediction_figures(prediction, y, cfg.sample_rate, mel_hz), 10),
+            "figures": timed(lambda: prediction_figures(prediction, y, cfg.sample_rate, classifier.model.frontend), 10),
         }
     out["logmel_ratio_ours_over_librosa"] = round(out["logmel_ours"]["p50_ms"] / out["logmel_librosa"]["p50_ms"], 3)
     return out
@@ -171,6 +172,7 @@ def main() -> None:
         extra = round(explain_ms["p50_ms"] - predict_ms["p50_ms"], 2)
         report["explain_30s_clip"] = {"model": available[0], "predict": predict_ms, "explain": explain_ms,
                                       "extra_p50_ms": extra}  # fmt: skip
+        report["explanation_faithfulness"] = {"model": available[0], **faithfulness(default)}
     report["app_cold_start_s"] = cold_start_seconds()
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     report["bench_seconds"] = round(time.perf_counter() - t_start, 1)

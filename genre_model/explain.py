@@ -1,13 +1,14 @@
-"""Why did the model say that? A time-frequency relevance map on the model's own log-mel grid, the windows
-that pushed hardest towards a genre, and a plain-language confidence note.
+"""Why did the model say that? Evidence over the model's own log-mel grid, for and against a genre, the windows that
+sounded most like it, and a plain-language confidence note.
 
-Method: gradient x (input - silence), i.e. the first-order estimate of how much the evidence for the chosen genre
-would drop if that time-frequency bin were silenced. The evidence is the genre's log-odds, log p / (1 - p) (its
-logit against the others'), not p, whose gradient vanishes in the windows the model is surest of. It is one
-backward pass (cheap enough for a live demo, unlike occlusion, which needs a forward pass per patch), works for
-every architecture here (Grad-CAM would need a per-model layer choice), and it is not an energy map: a loud bin
-the model ignores gets zero gradient.
-Only positive evidence is kept; the map is smoothed over 3x3 bins and scaled to [0, 1] by its 99th percentile.
+Method: gradient x (input - silence), i.e. the first-order estimate of how much a logit difference would drop if that
+time-frequency bin were silenced. By default the difference is "why A and not B": the explained genre's logit against
+the runner-up's (or, with `OTHERS`, against the other genres weighted by their probability: its log-odds). A logit
+difference, unlike a probability, keeps its gradient where the model is already sure. Evidence is signed (for and
+against) and shown on one scale per clip, the strongest evidence of the predicted genre against its runner-up: a
+genre the model gives 1% shows little for and much against, instead of being stretched to fill the colour range.
+One backward pass per map (cheap enough for a live demo, unlike occlusion, which needs a forward pass per patch); it
+works for every architecture here, and it is not an energy map: a loud bin the model ignores gets zero gradient.
 Each model computes its gradient (`GenreNet.probabilities_with_gradient`); musicnn's comes from the same int8
 forward pass the prediction uses and a sparse backward pass through its front end (`MusicnnBackbone.input_gradient`).
 """
@@ -15,7 +16,7 @@ forward pass the prediction uses and a sparse backward pass through its front en
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -28,13 +29,20 @@ CLOSE_CALL = 0.15  # top-two probability gap under which we say the decision is 
 _BATCH = 16  # windows per forward pass: bounds the memory the backward pass holds for long clips
 
 
+OTHERS = "the other genres"  # ``versus`` for "why this genre rather than any other" (its log-odds)
+
+
 @dataclass
 class Explanation:
     genre: str  # the genre explained
-    relevance: np.ndarray  # (n_mels, frames) in [0, 1], aligned with prediction.logmel
+    versus: str  # against which: a genre, or OTHERS
+    evidence: np.ndarray  # (n_mels, frames), aligned with prediction.logmel: + for ``genre``, - for ``versus``
+    scale: float  # the clip's evidence scale (see the module docstring): colour the map from -scale to +scale
     top_segments: list[tuple[float, float, float]]  # (start_s, end_s, probability of genre), strongest first
     note: str  # plain-language confidence statement
     prediction: Prediction
+    window_evidence: np.ndarray = field(repr=False)  # (windows, n_mels, frames): ``evidence`` before stitching
+    window_logmels: np.ndarray = field(repr=False)  # (windows, n_mels, frames): what the network saw
 
 
 def normalized_entropy(probs: np.ndarray) -> np.ndarray:
@@ -67,12 +75,16 @@ def confidence_note(p: Prediction, entropy_threshold: float | None) -> str:
     return f"Confident. {reason}" if sure else f"{headline} {reason}"
 
 
-def explain(classifier: GenreClassifier, audio: AudioInput | Waveform, genre: str | None = None) -> Explanation:
-    """Relevance of every log-mel bin for ``genre`` (default: the predicted one). One forward pass serves both
-    the prediction and the gradients, so the explanation costs one backward pass more than `predict`."""
+def explain(classifier: GenreClassifier, audio: AudioInput | Waveform, genre: str | None = None,
+            versus: str | None = None) -> Explanation:  # fmt: skip
+    """Evidence in every log-mel bin for ``genre`` (default: the predicted one) against ``versus`` (default: the
+    runner-up, or the predicted genre when another is explained; `OTHERS`: all others). One forward pass serves the
+    prediction and the gradients: one backward pass more than `predict`, two when the clip's scale needs its own."""
     t0 = time.perf_counter()
-    if genre is not None and genre not in classifier.genres:
-        raise ValueError(f"Unknown genre '{genre}': choose one of {', '.join(classifier.genres)}.")
+    genres = classifier.genres
+    for name in (genre, versus):
+        if name is not None and name not in genres and name != OTHERS:
+            raise ValueError(f"Unknown genre '{name}': choose one of {', '.join(genres)}.")
     wave = classifier.load(audio)
     starts = classifier.window_starts(len(wave.samples))
     windows = torch.from_numpy(classifier.cut_windows(wave.samples, starts)).to(classifier.device)
@@ -87,17 +99,30 @@ def explain(classifier: GenreClassifier, audio: AudioInput | Waveform, genre: st
     probs, logmel = torch.cat(probs), torch.cat(logmels)  # (windows, genres), (windows, mels, frames)
     elapsed_ms = (time.perf_counter() - t0) * 1000
     prediction = classifier.to_prediction(wave, starts, probs.cpu().numpy(), logmel.cpu().numpy(), elapsed_ms)
-    genre = genre or prediction.genre
-    target = classifier.genres.index(genre)
-    grad = torch.cat([gradient(target) for gradient in gradients])
+    ranked = [g for g, _ in prediction.top(2)]
+    genre = genre or ranked[0]
+    versus = versus or (ranked[1] if genre == ranked[0] else ranked[0])
     floor = logmel.amin(dim=(1, 2), keepdim=True)  # silence, in this front end's units
-    relevance = (grad * (logmel - floor)).clamp_min(0)
-    relevance = F.avg_pool2d(relevance[:, None], 3, stride=1, padding=1)[:, 0].cpu().numpy()
-    grid, _ = classifier.stitch(relevance, starts)
-    scale = np.percentile(grid[grid > 0], 99) if (grid > 0).any() else 1.0
-    grid = np.clip(grid / scale, 0, 1)  # a few extreme bins must not wash out the rest of the map
+
+    def evidence_of(a: str, b: str) -> torch.Tensor:
+        """(windows, mels, frames): gradient x (input - silence) of logit a - logit b, smoothed over 3x3 bins."""
+        weights = F.one_hot(torch.tensor(genres.index(a)), len(genres)).float().to(probs.device).expand_as(probs)
+        if b == OTHERS:  # the log-odds' gradient: the others weighted by their share of the rest
+            weights = weights - probs * (1 - weights) / (1 - probs[:, genres.index(a) : genres.index(a) + 1])
+        else:
+            weights = weights - F.one_hot(torch.tensor(genres.index(b)), len(genres)).float().to(probs.device)
+        rows = [len(g) for g in logmels]
+        grad = torch.cat([gradient(w) for gradient, w in zip(gradients, weights.split(rows))])
+        return F.avg_pool2d((grad * (logmel - floor))[:, None], 3, stride=1, padding=1)[:, 0]
+
+    evidence = evidence_of(genre, versus)
+    default = evidence if (genre, versus) == (ranked[0], ranked[1]) else evidence_of(ranked[0], ranked[1])
+    scale = float(torch.quantile(default.abs().flatten()[:: max(1, default.numel() // 100_000)], 0.99)) or 1.0
+    grid, _ = classifier.stitch(evidence.cpu().numpy(), starts)
     sr, win, n = classifier.sample_rate, model.config.window_samples, len(wave.samples)
-    ranked = sorted(zip(starts, probs[:, target].cpu().numpy()), key=lambda sp: -sp[1])[:3]
-    top = [(s / sr, min(s + win, n) / sr, float(p)) for s, p in ranked]
+    target = genres.index(genre)
+    strongest = sorted(zip(starts, probs[:, target].cpu().numpy()), key=lambda sp: -sp[1])[:3]
+    top = [(s / sr, min(s + win, n) / sr, float(p)) for s, p in strongest]
     note = confidence_note(prediction, getattr(model.config, "entropy_threshold", None))
-    return Explanation(genre, grid.astype(np.float32), top, note, prediction)
+    return Explanation(genre, versus, grid.astype(np.float32), scale, top, note, prediction,
+                       evidence.cpu().numpy(), logmel.cpu().numpy())  # fmt: skip

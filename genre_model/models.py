@@ -23,14 +23,15 @@ GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "musicnn-genre"
 MUSICNN_DIR = WEIGHTS_DIR / "musicnn-msd"  # the converted pretrained backbone (train.convert_musicnn)
-GradientOf = Callable[[int], torch.Tensor]  # genre index -> d log-odds / d logmel
+# weights over genres, (n_genres,) or (batch, n_genres) -> d(sum of weights * logits) / d logmel
+GradientOf = Callable[[torch.Tensor], torch.Tensor]
 
 
-def log_odds(logits: torch.Tensor, genre: int) -> torch.Tensor:
-    """Summed over the batch, log(p / (1 - p)) of ``genre`` under softmax: the genre's logit against the others'.
-    What explanations differentiate: unlike p, its gradient does not vanish where the model is already sure."""
-    others = torch.cat([logits[:, :genre], logits[:, genre + 1 :]], dim=1)
-    return (logits[:, genre] - torch.logsumexp(others, dim=1)).sum()
+def weighted_logits(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """What explanations differentiate: a weighted sum of genre logits over the batch, e.g. weights e_A - e_B for
+    "why A and not B" (a logit difference: unlike a probability, its gradient does not vanish where the model is
+    already sure)."""
+    return (logits * weights).sum()
 
 
 @dataclass
@@ -99,12 +100,17 @@ class GenreNet(
         return self.classify(logmel), None
 
     def probabilities_with_gradient(self, logmel: torch.Tensor) -> tuple[torch.Tensor, GradientOf]:
-        """For explanations: softmax probabilities (batch, n_genres) and a function giving, for a genre index,
-        d `log_odds` / d logmel (batch, n_mels, frames). One forward pass serves the prediction and the gradient."""
+        """For explanations: softmax probabilities (batch, n_genres) and a function giving, for weights over genres,
+        d `weighted_logits` / d logmel (batch, n_mels, frames). One forward pass serves the prediction and every
+        gradient asked of it."""
         logmel = logmel.detach().requires_grad_(True)
         with torch.enable_grad():
             logits = self.classify(logmel)
-        return logits.softmax(dim=-1).detach(), lambda genre: torch.autograd.grad(log_odds(logits, genre), logmel)[0]
+
+        def gradient(weights: torch.Tensor) -> torch.Tensor:
+            return torch.autograd.grad(weighted_logits(logits, weights), logmel, retain_graph=True)[0]
+
+        return logits.softmax(dim=-1).detach(), gradient
 
     def generate_model_card(self, metrics: dict | None = None, repo_id: str | None = None) -> ModelCard:
         """Used by ``save_pretrained``/``push_to_hub``: our card, with the training metrics when given."""
@@ -272,8 +278,8 @@ class MusicnnGenre(GenreNet):
         with torch.enable_grad():
             logits = self.classify_front_end(front)
 
-        def gradient(genre: int) -> torch.Tensor:
-            (g_front,) = torch.autograd.grad(log_odds(logits, genre), front)
+        def gradient(weights: torch.Tensor) -> torch.Tensor:
+            (g_front,) = torch.autograd.grad(weighted_logits(logits, weights), front, retain_graph=True)
             return self.backbone.input_gradient(g_front, saved)
 
         return logits.softmax(dim=-1).detach(), gradient

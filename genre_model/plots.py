@@ -90,18 +90,24 @@ def spectrogram_figure(loudness_db: np.ndarray, frame_times_s: np.ndarray, mel_h
     return fig
 
 
-def explanation_figure(logmel: np.ndarray, relevance: np.ndarray, frame_times_s: np.ndarray, mel_hz: np.ndarray,
-                       genre: str) -> go.Figure:  # fmt: skip
-    """The log-mel in grey with the relevance for ``genre`` laid over it in red."""
-    fig = spectrogram_figure(logmel, frame_times_s, mel_hz, title=f"What made the model hear {genre}")
+def explanation_figure(loudness_db: np.ndarray, evidence: np.ndarray, frame_times_s: np.ndarray, mel_hz: np.ndarray,
+                       scale: float, strongest: list[tuple[float, float, float]] = ()) -> go.Figure:  # fmt: skip
+    """The spectrogram in grey with the evidence over it: red for the explained genre, blue against it, on the
+    clip's fixed ``scale``; the ``strongest`` windows (start, end, probability) boxed and numbered."""
+    fig = spectrogram_figure(loudness_db, frame_times_s, mel_hz)
     fig.data[0].update(colorscale="Greys", reversescale=True, showscale=False)
+    clear = "rgba(255,255,255,0)"
     overlay = go.Heatmap(
-        z=_pool_time(relevance, frame_times_s)[0], x=fig.data[0].x, y=fig.data[0].y, zmin=0, zmax=1,
-        colorscale=[[0, "rgba(220,30,30,0)"], [0.2, "rgba(220,30,30,0)"], [1, "rgba(220,30,30,0.85)"]],
-        colorbar=dict(title=dict(text="evidence", side="right"), thickness=15),
-        hovertemplate="evidence %{z:.2f}<extra></extra>",
+        z=_pool_time(evidence, frame_times_s)[0], x=fig.data[0].x, y=fig.data[0].y, zmin=-scale, zmax=scale,
+        colorscale=[[0, "rgba(30,90,220,0.85)"], [0.4, clear], [0.6, clear], [1, "rgba(220,30,30,0.85)"]],
+        colorbar=dict(title=dict(text="evidence (against - for)", side="right"), thickness=15,
+                      tickvals=[-scale, 0, scale], ticktext=["against", "0", "for"]),
+        hovertemplate="evidence %{z:.3f}<extra></extra>",
     )  # fmt: skip
     fig.add_trace(overlay)
+    for rank, (start, end, _) in enumerate(strongest, 1):
+        fig.add_vrect(x0=start, x1=end, line=dict(color="#222", width=1.5, dash="dot"), fillcolor=clear,
+                      annotation_text=str(rank), annotation_position="top left")  # fmt: skip
     return fig
 
 

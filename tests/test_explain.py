@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from genre_model.explain import explain
+from genre_model.explain import OTHERS, explain
 from genre_model.inference import GenreClassifier
 from genre_model.models import ChunkCNN, GenreNet
 from tests.conftest import SR, noise, tone
@@ -31,10 +31,10 @@ def test_planted_quiet_pattern_lights_up_not_the_loud_energy(readout):
     loud_bass = np.convolve(rng.standard_normal(6 * SR), np.ones(40) / 40, mode="same").astype(np.float32)
     loud_bass *= 0.9 / np.abs(loud_bass).max()
     x = loud_bass + tone(6000.0, 6.0, amp=0.01)  # the tone is 40 dB below the bass
-    e = explain(readout, (SR, x), genre=readout.genres[0])
-    assert e.relevance.shape == e.prediction.logmel.shape and np.isfinite(e.relevance).all()
-    assert e.relevance.min() >= 0 and e.relevance.max() == pytest.approx(1.0)
-    share = e.relevance[HIGH_BAND].sum() / e.relevance.sum()
+    e = explain(readout, (SR, x), genre=readout.genres[0], versus=readout.genres[2])  # genre 2: logit 0, no input
+    assert e.evidence.shape == e.prediction.logmel.shape and np.isfinite(e.evidence).all()
+    assert e.evidence.min() >= 0 and e.scale > 0  # nothing speaks for genre 2
+    share = e.evidence[HIGH_BAND].sum() / e.evidence.sum()
     energy = 10 ** (e.prediction.logmel / 10)
     assert share > 0.9  # the evidence is in the quiet band the model reads
     assert energy[HIGH_BAND].sum() / energy.sum() < 0.05  # though that band holds almost none of the energy
@@ -48,8 +48,22 @@ def test_confidence_note_close_call_and_clear(readout):
     assert "Confident" in explain(readout, (SR, clear)).note
 
 
+def test_why_a_and_not_b_is_signed_and_on_one_scale_per_clip(readout):
+    """Genre 0 reads the high band, genre 1 the low band: 'why 0 and not 1' is red in the high band and blue in the
+    low one; the reverse question is its mirror image; every question about a clip shares one scale."""
+    x = tone(6000.0, 6.0, amp=0.3) + tone(600.0, 6.0, amp=0.1)
+    a, b = readout.genres[:2]
+    e = explain(readout, (SR, x), genre=a, versus=b)
+    assert e.evidence[HIGH_BAND].sum() > 0 > e.evidence[LOW_BAND].sum()
+    mirror = explain(readout, (SR, x), genre=b, versus=a)
+    np.testing.assert_allclose(mirror.evidence, -e.evidence, atol=1e-6)
+    assert mirror.scale == e.scale  # the clip's scale: the predicted genre against its runner-up
+    assert explain(readout, (SR, x)).versus == b  # the default: against the runner-up
+
+
 def test_explain_any_genre_and_reject_unknown(classifier):
-    e = explain(classifier, (SR, noise(7.0)), genre="jazz")
-    assert e.genre == "jazz" and e.relevance.shape == e.prediction.logmel.shape
+    e = explain(classifier, (SR, noise(7.0)), genre="jazz", versus=OTHERS)
+    assert e.genre == "jazz" and e.versus == OTHERS and e.evidence.shape == e.prediction.logmel.shape
+    assert e.window_evidence.shape == e.window_logmels.shape and len(e.window_evidence) == 3
     with pytest.raises(ValueError, match="Unknown genre"):
         explain(classifier, (SR, noise(2.0)), genre="polka")

@@ -1,19 +1,31 @@
 import numpy as np
 
-from genre_model.plots import confusion_figure, prediction_figures, probability_figure, waveform_figure
+from genre_model.plots import (
+    confusion_figure,
+    frequency_ticks,
+    prediction_figures,
+    probability_figure,
+    waveform_figure,
+)
 from tests.conftest import SR, noise
 
 
 def test_prediction_figures(classifier):
     x = noise(10.0)
     p = classifier.predict((SR, x), with_features=True)
-    figs = prediction_figures(p, x, SR, classifier.model.frontend.mel_frequencies.numpy())
+    figs = prediction_figures(p, x, SR, classifier.model.frontend)
     bars = figs["probabilities"].data[0]
-    assert list(bars.y)[-1] == p.genre and max(bars.x) == max(p.probabilities.values()) * 100
+    assert list(bars.y) == classifier.genres[::-1] and max(bars.x) == max(p.probabilities.values()) * 100
     heat = figs["spectrogram"].data[0]
-    assert heat.z.shape == p.logmel.shape and figs["spectrogram"].layout.yaxis.title.text == "frequency (Hz)"
-    assert float(figs["spectrogram"].layout.yaxis.ticktext[-1]) > 5000  # Hz labels, not band numbers
-    assert len(figs["timeline"].data) == len(p.probabilities)
+    assert heat.z.shape == p.logmel.shape and figs["spectrogram"].layout.yaxis.title.text == "frequency"
+    assert figs["spectrogram"].layout.yaxis.ticktext[-1] == "8 kHz"  # round frequencies, not band numbers
+    assert len(figs["timeline"].data) == 4  # the top three genres and the rest
+
+
+def test_frequency_ticks_are_round_and_spread():
+    hz = np.geomspace(30, 8000, 96)
+    values, text = frequency_ticks(hz)
+    assert text[0] == "125 Hz" and text[-1] == "8 kHz" and np.all(np.diff(values) >= 9.6)
 
 
 def test_waveform_is_downsampled_and_marks_unanalyzed_part():
@@ -26,6 +38,6 @@ def test_waveform_is_downsampled_and_marks_unanalyzed_part():
 
 def test_probability_and_confusion_figures():
     fig = probability_figure({"jazz": 0.7, "rock": 0.3})
-    assert list(fig.data[0].y) == ["rock", "jazz"]
+    assert list(fig.data[0].y) == ["rock", "jazz"]  # the model's order, top to bottom
     conf = confusion_figure([[2, 1], [0, 3]], ["a", "b"])
     assert np.array_equal(conf.data[0].z, [[2, 1], [0, 3]])
