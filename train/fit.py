@@ -20,6 +20,7 @@ from genre_model.explain import calibrate_entropy_threshold
 from genre_model.inference import GenreClassifier, pick_device
 from genre_model.models import ARCHITECTURES, GenreNet, MusicnnGenre, build_model
 
+from .classroom import TRAINED as CLASSROOM_LAYERS
 from .classroom import ClassroomConfig, classroom_finetune
 from .data import Clip, WaveformCache, genre_counts, scan_dataset, split_clips
 from .finetune import UNFROZEN, FinetuneConfig, finetune
@@ -55,6 +56,7 @@ class TrainConfig:
     refit_on_valid: bool = False  # musicnn-genre: after choosing on valid, refit the head on train + valid
     unfreeze: str | None = None  # musicnn-genre: after the probe, fine-tune these pretrained layers (finetune.py)
     classroom_epochs: int = 0  # musicnn-genre: then distil into a classroom-robust model (classroom.py); 0 = off
+    classroom_layers: str = "all"  # which backbone layers the distillation trains (classroom.TRAINED)
 
 
 def random_crops(waves: list[Waveform], idx: np.ndarray, n_samples: int, rng: np.random.Generator) -> torch.Tensor:
@@ -161,7 +163,8 @@ def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Wave
         more, scores = finetune(model, train, valid, n_clean, cfg.seed, cache / "front", FinetuneConfig(cfg.unfreeze))
         history += more
     if cfg.classroom_epochs:
-        more, scores = classroom_finetune(model, clean, valid, cfg.seed, ClassroomConfig(epochs=cfg.classroom_epochs))
+        stage = ClassroomConfig(epochs=cfg.classroom_epochs, trained=cfg.classroom_layers)
+        more, scores = classroom_finetune(model, clean, valid, cfg.seed, stage)
         history += more
     return history, scores
 
@@ -254,6 +257,11 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         "--unfreeze",
         choices=list(UNFROZEN),
         help="musicnn-genre: after the linear probe, fine-tune these pretrained layers with the head",
+    )
+    parser.add_argument(
+        "--classroom-layers",
+        choices=list(CLASSROOM_LAYERS),
+        help="musicnn-genre with --classroom-epochs: the backbone layers distillation trains (default all)",
     )
     parser.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     parser.add_argument("--cache-dir", help="where decoded waveforms are cached (default: .cache/waveforms)")

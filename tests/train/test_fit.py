@@ -115,10 +115,37 @@ def test_musicnn_classroom_distillation_trains_the_whole_network(tiny_dataset, t
     model = load_model(out)
     pretrained, tuned = load_file(MUSICNN_DIR / "model.safetensors"), model.backbone.state_dict()
     assert torch.equal(tuned["dense_bn.running_mean"], pretrained["dense_bn.running_mean"])  # statistics kept
-    if metrics["history"][-1]["best_epoch"] == 1:  # the distilled epoch was kept: the front end moved too
-        assert not torch.equal(tuned["frontend.0.conv.weight"], pretrained["frontend.0.conv.weight"])
-    assert model.backbone.input_range.any()  # int8 ranges calibrated for the (new) front end
+    kept_probe = metrics["history"][-1]["best_epoch"] == 0  # else the whole network moved (the default)
+    assert torch.equal(tuned["frontend.0.conv.weight"], pretrained["frontend.0.conv.weight"]) == kept_probe
+    assert torch.equal(tuned["midend.0.conv.weight"], pretrained["midend.0.conv.weight"]) == kept_probe
+    assert model.backbone.input_range.any()  # int8 ranges calibrated (again, for a moved front end)
     with pytest.raises(SystemExit, match="classroom-epochs"):
         train(parse_args([*args, "--refit-on-valid"]))
     with pytest.raises(SystemExit, match="musicnn-genre only"):
         train(parse_args(["--model", "ffnn", "--data", str(tiny_dataset), "--out", str(out), "--classroom-epochs=2"]))
+
+
+def test_classroom_distillation_of_the_mid_and_back_end_keeps_the_front_end_and_its_int8_ranges():
+    import numpy as np
+
+    from genre_model.audio import Waveform
+    from genre_model.models import MUSICNN_DIR, build_model
+    from train.classroom import ClassroomConfig, classroom_finetune
+    from train.probe import calibrate_int8, load_backbone
+
+    if not (MUSICNN_DIR / "model.safetensors").exists():
+        pytest.skip("weights/musicnn-msd not converted (python -m train.convert_musicnn)")
+    torch.manual_seed(0)
+    model = build_model("musicnn-genre").eval()
+    load_backbone(model)
+    waves = [Waveform(make(3.5), 16_000, 3.5, 3.5) for make in (lambda s: noise(s, sr=16_000), lambda s: tone(
+        300.0, s, sr=16_000), lambda s: chirp(s, sr=16_000))]  # fmt: skip
+    calibrate_int8(model, waves)
+    before = model.backbone.frontend[0].conv.weight.clone(), model.backbone.frontend[0].peak_range.clone()
+    dense = model.backbone.dense.weight.clone()
+    cfg = ClassroomConfig(epochs=1, trained="midend", windows_per_clip=4, batch_windows=4)
+    history, scores = classroom_finetune(model, (waves, [0, 1, 2]), (waves, [0, 1, 2]), 0, cfg)
+    assert torch.equal(model.backbone.frontend[0].conv.weight, before[0])
+    assert torch.equal(model.backbone.frontend[0].peak_range, before[1])  # its int8 ranges still hold
+    assert torch.equal(model.backbone.dense.weight, dense) == (history[-1]["best_epoch"] == 0)
+    assert np.isfinite(scores["valid_probs"]).all() and scores["valid_classroom"]["n_clips"] == 3
