@@ -37,6 +37,10 @@ Clips used: {{ counts }}. Trained with `python -m train --model {{ arch }}`
 features of clean clips and of a simulated-classroom copy of each, weight decay chosen on valid
 {%- if unfreeze %}, then its {{ unfreeze }} layers unfrozen and fine-tuned with the head (best valid epoch
 {{ best_epoch }}; epoch 0 is the head alone){% endif %}
+{%- if classroom %}, then the whole network distilled through simulated classrooms: the model so far, on the clean
+window, teaches a copy of itself that hears the window through a freshly simulated room, speaker, microphone and noise
+(best valid epoch {{ classroom.best_epoch }} of {{ classroom.epochs }} by the mean of clean and classroom balanced
+accuracy; epoch 0 is the head alone){% endif %}
 {%- else %}; best checkpoint chosen on valid (epoch {{ best_epoch }} of {{ epochs_run }}){% endif %}
 ({{ train_minutes }} min on {{ device }}).{% if refit %} The chosen head was then refitted on train + valid for
 the published weights; the valid numbers below are from the head fitted on train only, before the refit.{% endif %}
@@ -134,9 +138,9 @@ def render_card(config: dict, n_params: int, description: str, metrics: dict | N
         eval_results=evals or None,
     )
     results = [
-        dict(split=s, n=metrics[s]["n_clips"], acc=_pct_ci(metrics[s]["accuracy"], metrics[s]["accuracy_ci95"]),
-             bal=_pct_ci(metrics[s]["balanced_accuracy"], metrics[s]["balanced_accuracy_ci95"]))
-        for s in ("train", "valid") if s in metrics
+        dict(split=s.replace("_classroom", " through simulated classrooms"), n=metrics[s]["n_clips"],
+             acc=_pct_ci(metrics[s]["accuracy"], metrics[s]["accuracy_ci95"]), bal=_pct_ci(metrics[s]["balanced_accuracy"], metrics[s]["balanced_accuracy_ci95"]))
+        for s in ("train", "valid", "valid_classroom") if s in metrics
     ]  # fmt: skip
     counts = metrics.get("clips", {})
     return ModelCard.from_template(
@@ -160,6 +164,14 @@ def render_card(config: dict, n_params: int, description: str, metrics: dict | N
         device=metrics.get("device", "?"),
         refit=any("refit_on" in row for row in metrics.get("history", [])),
         unfreeze=metrics.get("config", {}).get("unfreeze"),
+        classroom=next(
+            (
+                {"epochs": row["classroom"]["epochs"], "best_epoch": row["best_epoch"]}
+                for row in metrics.get("history", [])
+                if "classroom" in row
+            ),
+            None,
+        ),  # fmt: skip
         **{k: config[k] for k in ("n_mels", "n_fft", "hop_length", "sample_rate")},
         window_s=f"{config['window_s']:.2f}",
     )

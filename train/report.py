@@ -43,19 +43,20 @@ def results_table(weights: Path) -> str:
 
 
 def robustness_table(weights: Path) -> str:
-    """Valid balanced accuracy, clean and through the simulated classroom (``train.evaluate --degrade``)."""
-    conditions = ("valid", "valid-light", "valid-moderate", "valid-severe")
-    rows = ["| model | clean | light | moderate | severe |", "|---|---|---|---|---|"]
-    for model_dir in sorted(p for p in weights.iterdir() if (p / "valid-moderate.eval.json").exists()):
-        cells = []
-        for condition in conditions:
-            file = model_dir / f"{condition}.eval.json"
-            if file.exists():
-                s = json.loads(file.read_text())
-                cells.append(f"{s['balanced_accuracy']:.1%} (acc {s['accuracy']:.1%})")
-            else:
-                cells.append("-")
-        rows.append(f"| `{model_dir.name}` | " + " | ".join(cells) + " |")
+    """Valid balanced accuracy, clean and through simulated classrooms (``train.evaluate --degrade`` and ``--grid``)."""
+    key = "RT60 0.8 s, 3 m, 10 dB, phone"
+    rows = [f"| model | clean | random classrooms | grid: mean of 36 cells | grid: {key} |", "|---|---|---|---|---|"]
+
+    def scores(file: Path) -> dict | None:
+        return json.loads(file.read_text()) if file.exists() else None
+
+    for model_dir in sorted(p for p in weights.iterdir() if (p / "valid-grid.eval.json").exists()):
+        clean, random = scores(model_dir / "valid.eval.json"), scores(model_dir / "valid-classroom.eval.json")
+        grid = json.loads((model_dir / "valid-grid.eval.json").read_text())
+        cells = [v["balanced_accuracy"] for k, v in grid.items() if k != "clean"]
+        values = [clean["balanced_accuracy"] if clean else None, random["balanced_accuracy"] if random else None,
+                  float(np.mean(cells)), grid.get(key, {}).get("balanced_accuracy")]  # fmt: skip
+        rows.append(f"| `{model_dir.name}` | " + " | ".join("-" if v is None else f"{v:.1%}" for v in values) + " |")
     return "\n".join(rows)
 
 
@@ -66,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     readme = weights / "README.md"
     text = readme.read_text()
     block = (
-        f"{START}\n{results_table(weights)}\n\nThrough a simulated classroom (speaker, room, noise, laptop mic; "
-        f"`train.evaluate --degrade`), valid balanced accuracy (accuracy):\n\n{robustness_table(weights)}\n{END}"
+        f"{START}\n{results_table(weights)}\n\nThrough simulated classrooms (`train.degrade`: speaker, room, noise, "
+        f"microphone), valid balanced accuracy:\n\n{robustness_table(weights)}\n{END}"
     )
     readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
     print(block)
