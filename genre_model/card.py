@@ -139,7 +139,8 @@ def render_card(config: dict, n_params: int, description: str, metrics: dict | N
     )
     results = [
         dict(split=s.replace("_classroom", " through simulated classrooms"), n=metrics[s]["n_clips"],
-             acc=_pct_ci(metrics[s]["accuracy"], metrics[s]["accuracy_ci95"]), bal=_pct_ci(metrics[s]["balanced_accuracy"], metrics[s]["balanced_accuracy_ci95"]))
+             acc=_pct_ci(metrics[s]["accuracy"], metrics[s]["accuracy_ci95"]),
+             bal=_pct_ci(metrics[s]["balanced_accuracy"], metrics[s]["balanced_accuracy_ci95"]))
         for s in ("train", "valid", "valid_classroom") if s in metrics
     ]  # fmt: skip
     counts = metrics.get("clips", {})
