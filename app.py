@@ -283,11 +283,16 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
             return *shown(lambda a: analyze(models, a), len(analyze_outputs))(audio), *[None] * len(stale)
 
         clip.change(on_clip, clip, [message, *analyze_outputs, *stale], api_visibility="private")
-        explain_button.click(shown(lambda audio, genre, versus: explain_clip(models, audio, genre, versus),
-                                   len(explain_outputs)), [clip, explain_genre, explain_versus],
-                             [message, *explain_outputs], api_visibility="private")  # fmt: skip
-        compare_button.click(shown(lambda audio: compare(models, audio), len(compare_outputs)), clip,
-                             [message, *compare_outputs], api_visibility="private")  # fmt: skip
+
+        def explain_view(audio, genre: str = PREDICTED, versus: str = RUNNER_UP):  # named: the API shows them
+            return shown(lambda *args: explain_clip(models, *args), len(explain_outputs))(audio, genre, versus)
+
+        def compare_view(audio):
+            return shown(lambda a: compare(models, a), len(compare_outputs))(audio)
+
+        explain_button.click(explain_view, [clip, explain_genre, explain_versus], [message, *explain_outputs],
+                             api_name="explain")  # fmt: skip
+        compare_button.click(compare_view, clip, [message, *compare_outputs], api_name="compare")
 
         def classify(audio: FileData) -> dict:
             """Classify an audio file: genre, all ten genre probabilities (plain JSON), headline, reason, sure."""

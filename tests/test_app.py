@@ -166,6 +166,9 @@ def test_server_classify_endpoint_and_recovery(server, write_audio, tmp_path):
     client = Client(server, verbose=False)
     params = client.view_api(return_format="dict")["named_endpoints"]["/classify"]["parameters"]
     assert [p["parameter_name"] for p in params] == ["audio"]
+    endpoints = client.view_api(return_format="dict")["named_endpoints"]
+    assert [p["parameter_name"] for p in endpoints["/explain"]["parameters"]] == ["audio", "genre", "versus"]
+    assert [p["parameter_name"] for p in endpoints["/compare"]["parameters"]] == ["audio"]
     result = client.predict(audio=handle_file(str(write_audio("clip.wav", chirp(5.0)))), api_name="/classify")
     assert set(result["probabilities"]) == set(GENRES) and sum(result["probabilities"].values()) == pytest.approx(1)
     assert result["genre"] == max(result["probabilities"], key=result["probabilities"].get)
