@@ -32,7 +32,9 @@
   media.getUserMedia = async (constraints = {}) => {
     if (!constraints.audio || constraints.video) return askMicrophone(constraints);
     let stream;
-    if (state.source === "computer") {
+    const source = state.source;
+    state.source = "microphone"; // a source button chooses for one recording only: Record stays the microphone
+    if (source === "computer") {
       stream = await askComputer();
     } else {
       const audio = { ...(constraints.audio === true ? {} : constraints.audio), ...RAW };
