@@ -100,7 +100,7 @@ def explanation_figure(loudness_db: np.ndarray, evidence: np.ndarray, frame_time
     overlay = go.Heatmap(
         z=_pool_time(evidence, frame_times_s)[0], x=fig.data[0].x, y=fig.data[0].y, zmin=-scale, zmax=scale,
         colorscale=[[0, "rgba(30,90,220,0.85)"], [0.4, clear], [0.6, clear], [1, "rgba(220,30,30,0.85)"]],
-        colorbar=dict(title=dict(text="evidence (against - for)", side="right"), thickness=15,
+        colorbar=dict(title=dict(text="evidence", side="right"), thickness=15,
                       tickvals=[-scale, 0, scale], ticktext=["against", "0", "for"]),
         hovertemplate="evidence %{z:.3f}<extra></extra>",
     )  # fmt: skip
