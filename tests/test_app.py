@@ -15,7 +15,7 @@ import app
 from genre_model.inference import GenreClassifier
 from genre_model.models import DEFAULT_MODEL, GENRES, WEIGHTS_DIR
 from genre_model.musicnn import MSD_TAGS
-from tests.conftest import SHARED, chirp, needs_shared, noise
+from tests.conftest import chirp, noise
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -317,17 +317,16 @@ def test_browser_live_tab_follows_the_microphone(server, fake_mic_browser, tmp_p
     page.wait_for_selector("text=Paused", timeout=30_000)
 
 
-@needs_shared
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (apt-get install chromium)")
 def test_browser_live_tab_classifies_this_computers_sound(tmp_path):
-    """ "This computer's sound": the shared tab plays a CC disco excerpt (headless Chromium's fake display capture
-    plays the file as the tab's audio); the default model names it, the timeline fills, Stop pauses."""
+    """The "This computer's sound" button: the shared tab plays the metal example (headless Chromium's fake display
+    capture plays the file as the tab's audio); the default model names it, the timeline fills, Stop pauses."""
     import soundfile as sf
     from playwright.sync_api import sync_playwright
 
     if not (WEIGHTS_DIR / DEFAULT_MODEL / "model.safetensors").exists():
         pytest.skip(f"weights/{DEFAULT_MODEL} is not there")
-    samples, rate = sf.read(SHARED / "cc-examples" / "kmacleod_disco_con_tutti-excerpt.ogg")
+    samples, rate = sf.read(app.EXAMPLES_DIR / "Chaos_God-Muldjord.ogg")
     wav = tmp_path / "tab.wav"
     sf.write(wav, samples, rate, subtype="PCM_16")
     shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
@@ -340,12 +339,12 @@ def test_browser_live_tab_classifies_this_computers_sound(tmp_path):
         page.wait_for_selector("text=Listening to this computer", timeout=60_000)
         assert page.evaluate("() => window.genreCapture.stream.getVideoTracks().length") == 0  # video dropped
         top_is = "g => document.querySelector('#live-label dt.text')?.innerText.trim() === g"  # the top genre
-        page.wait_for_function(top_is, arg="disco", timeout=60_000)
+        page.wait_for_function(top_is, arg="metal", timeout=60_000)
         settled = time.perf_counter() - start
         page.wait_for_selector("#live-timeline .js-plotly-plot .scatterlayer", timeout=30_000)
         page.screenshot(path=str(shots / "live-this-computer.png"), full_page=True)
-        assert page.locator("#live-label dt.text").first.inner_text().strip() == "disco"
+        assert page.locator("#live-label dt.text").first.inner_text().strip() == "metal"
         page.locator("#live-audio button.stop-button").click()
         page.wait_for_selector("text=Paused", timeout=30_000)
         page.screenshot(path=str(shots / "live-paused.png"), full_page=True)
-    print(f"this computer's sound: disco on the Live label {settled:.1f} s after the click")
+    print(f"this computer's sound: metal on the Live label {settled:.1f} s after the click")
