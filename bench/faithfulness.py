@@ -76,7 +76,7 @@ def clips(n: int) -> tuple[str, list]:
     return "examples/", sorted((ROOT / "examples").glob("*.ogg"))[:n]
 
 
-def faithfulness(classifier: GenreClassifier, n_clips: int = 24) -> dict:
+def faithfulness(classifier: GenreClassifier, n_clips: int = 12) -> dict:
     source, paths = clips(n_clips)
     rng = np.random.default_rng(0)
     rows = [clip_checks(classifier, str(path), rng) for path in paths]

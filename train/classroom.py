@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm import tqdm
 
 from genre_model.audio import Waveform
@@ -30,6 +29,7 @@ from genre_model.inference import GenreClassifier
 from genre_model.models import MusicnnGenre
 
 from .degrade import degrade
+from .finetune import set_trainable, train_mode_keeping_statistics
 from .metrics import balanced_accuracy, summarize
 from .probe import calibrate_int8, degraded_copies
 
@@ -76,22 +76,6 @@ def _classroom_windows(waves: list[Waveform], clips: np.ndarray, cfg: ClassroomC
     return clean, heard
 
 
-def _set_trainable(model: MusicnnGenre, trained: str) -> list[nn.Parameter]:
-    for p in model.parameters():
-        p.requires_grad_(False)
-    pretrained = [p for name in TRAINED[trained] for p in getattr(model.backbone, name).parameters()]
-    for p in pretrained + list(model.head.parameters()):
-        p.requires_grad_(True)
-    return pretrained
-
-
-def _train_mode(model: nn.Module) -> None:
-    model.eval()  # batch norms keep their pretrained statistics...
-    for m in model.modules():
-        if isinstance(m, nn.Dropout):
-            m.train()  # ...dropout is on
-
-
 def _clip_probabilities(model: MusicnnGenre, waves: list[Waveform]) -> np.ndarray:
     """(clips, genres), exactly as the app computes them (int8 front end where it runs)."""
     classifier = GenreClassifier(model.eval(), model.config.arch, torch.device("cpu"))
@@ -123,7 +107,7 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
         room = balanced_accuracy(valid_y, _predicted(model, valid_classroom))
         return {"valid_balanced_accuracy": clean, "valid_classroom_balanced_accuracy": room, "mean": (clean + room) / 2}
 
-    pretrained = _set_trainable(model, cfg.trained)
+    pretrained = set_trainable(model, TRAINED[cfg.trained])
     frozen_front = "frontend" not in TRAINED[cfg.trained]
     optimizer = torch.optim.AdamW(
         [{"params": pretrained, "lr": cfg.lr}, {"params": model.head.parameters(), "lr": cfg.head_lr}],
@@ -140,7 +124,7 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
     best = (first["mean"], 0, copy.deepcopy(model.state_dict()))
     tqdm.write(f"classroom epoch 0 (the probe): {first}")
     for epoch in tqdm(range(1, cfg.epochs + 1), desc="classroom distillation", unit="epoch"):
-        _train_mode(model)
+        train_mode_keeping_statistics(model)
         losses = []
         for _ in tqdm(range(steps), desc=f"epoch {epoch}", unit="batch", leave=False):
             clips = rng.choice(len(waves), size=cfg.batch_windows, p=draw)

@@ -41,6 +41,13 @@ class FinetuneConfig:
     patience: int = 5
 
 
+def train_mode_keeping_statistics(model: nn.Module) -> None:
+    model.eval()  # batch norms keep their pretrained statistics (too few clips to re-estimate them)...
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.train()  # ...dropout is on
+
+
 def front_end_output(model: MusicnnGenre, windows: torch.Tensor) -> np.ndarray:
     """(windows, samples) -> the frozen front end's output (windows, 561, frames), float16 to halve the cache."""
     return model.backbone.front_end(model.frontend(windows)).half().numpy()
@@ -55,7 +62,8 @@ def _clip_probabilities(model: MusicnnGenre, front: np.ndarray, owner: np.ndarra
     return clip_probabilities(partial(_window_logits, model), front, owner, n_clips)
 
 
-def _set_trainable(model: MusicnnGenre, layers: tuple[str, ...]) -> list[nn.Parameter]:
+def set_trainable(model: MusicnnGenre, layers: tuple[str, ...]) -> list[nn.Parameter]:
+    """Freeze ``model`` but the head and the backbone's ``layers``; returns those layers' parameters."""
     for p in model.parameters():
         p.requires_grad_(False)
     params = [p for name in layers for p in getattr(model.backbone, name).parameters()]
@@ -77,7 +85,7 @@ def finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
     y_train, y_valid = np.asarray(train[1]), np.asarray(valid[1])
     clip_windows = np.split(np.arange(len(own_train)), np.cumsum(np.bincount(own_train))[:-1])
     class_weight = torch.from_numpy(len(y_train) / (10 * np.bincount(y_train, minlength=10).clip(min=1))).float()
-    pretrained = _set_trainable(model, UNFROZEN[cfg.unfreeze])
+    pretrained = set_trainable(model, UNFROZEN[cfg.unfreeze])
     optimizer = torch.optim.AdamW(
         [{"params": pretrained, "lr": cfg.lr}, {"params": model.head.parameters(), "lr": cfg.head_lr}],
         weight_decay=cfg.weight_decay,
@@ -92,10 +100,7 @@ def finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
     best = (valid_score(), 0, copy.deepcopy(model.state_dict()))  # epoch 0: the probe's head as it is
     history = [{"epoch": 0, "valid_balanced_accuracy": best[0]}]
     for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"fine-tune {cfg.unfreeze}", unit="epoch"):
-        model.eval()  # batch norms keep their pretrained statistics...
-        for m in model.modules():
-            if isinstance(m, nn.Dropout):
-                m.train()  # ...dropout is on
+        train_mode_keeping_statistics(model)
         order, losses = rng.permutation(len(y_train)), []
         for b in range(0, len(order), cfg.batch_clips):
             clips = order[b : b + cfg.batch_clips]
