@@ -296,8 +296,10 @@ def test_browser_recording_runs_the_analysis(server, fake_mic_browser):
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (apt-get install chromium)")
-def test_browser_live_tab_follows_the_microphone(server, fake_mic_browser, tmp_path):
+@pytest.mark.parametrize("width", [1400, 390])  # a laptop and a phone
+def test_browser_live_tab_follows_the_microphone(server, fake_mic_browser, tmp_path, width):
     page = fake_mic_browser
+    page.set_viewport_size({"width": width, "height": 1600})
     page.goto(server)
     page.get_by_role("tab", name="Live").click()
     page.get_by_role("button", name="Microphone", exact=True).click()
@@ -305,7 +307,8 @@ def test_browser_live_tab_follows_the_microphone(server, fake_mic_browser, tmp_p
         page.wait_for_selector("text=Listening to the microphone", timeout=60_000)
         page.wait_for_selector("text=covers the last", timeout=60_000)
     finally:
-        page.screenshot(path=str(Path(os.environ.get("SCREENSHOT_DIR", tmp_path)) / "live.png"), full_page=True)
+        shot = Path(os.environ.get("SCREENSHOT_DIR", tmp_path)) / f"live-{width}.png"
+        page.screenshot(path=str(shot), full_page=True)
     settings = live_track_settings(page)
     assert not settings["echoCancellation"] and not settings["noiseSuppression"] and not settings["autoGainControl"]
     first = page.locator("text=covers the last").first.inner_text()
