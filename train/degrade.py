@@ -12,7 +12,8 @@ Ranges and their sources:
   so the direct-to-reverberant ratio runs from about +10 dB (near the speaker) to -15 dB (the back of the room).
 - Loudspeakers: phone speakers give nothing below 500-800 Hz and a +6 dB peak at 4-8 kHz; laptop speakers roll off
   below 150-300 Hz; Bluetooth boxes reach 60-120 Hz with a bass bump; classroom PA/ceiling speakers 80-150 Hz
-  (published measurements of consumer devices, e.g. rtings.com; the issue's measured phone: -14 dB at 8 kHz).
+  (published measurements of consumer devices, e.g. rtings.com; a phone measured for the held-out checks: -14 dB at
+  8 kHz).
 - Microphones: phone and laptop MEMS capsules are flat to about 4 kHz with resonances of a few dB, rolling off above
   6-8 kHz in the capture path; laptops also cut below 100-200 Hz (MEMS datasheets, e.g. Knowles SPH0645).
 - Noise 5-25 dB below the music: occupied classrooms measure 45-65 dBA (Shield & Dockrell, JASA 2004), music played
