@@ -277,18 +277,22 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
         explain_outputs = [explain_note, explain_plot, explain_table, explain_play]
         stale = explain_outputs + compare_outputs  # cleared whenever the clip changes
 
+        analyze_shown = shown(lambda audio: analyze(models, audio), len(analyze_outputs))
+        explain_shown = shown(lambda *args: explain_clip(models, *args), len(explain_outputs))
+        compare_shown = shown(lambda audio: compare(models, audio), len(compare_outputs))
+
         def on_clip(audio):  # a new clip (or none: cleared) is analyzed at once and clears the other views
             if audio is None:
                 return "", *[None] * (len(analyze_outputs) + len(stale))
-            return *shown(lambda a: analyze(models, a), len(analyze_outputs))(audio), *[None] * len(stale)
+            return *analyze_shown(audio), *[None] * len(stale)
 
         clip.change(on_clip, clip, [message, *analyze_outputs, *stale], api_visibility="private")
 
         def explain_view(audio, genre: str = PREDICTED, versus: str = RUNNER_UP):  # named: the API shows them
-            return shown(lambda *args: explain_clip(models, *args), len(explain_outputs))(audio, genre, versus)
+            return explain_shown(audio, genre, versus)
 
         def compare_view(audio):
-            return shown(lambda a: compare(models, a), len(compare_outputs))(audio)
+            return compare_shown(audio)
 
         explain_button.click(explain_view, [clip, explain_genre, explain_versus], [message, *explain_outputs],
                              api_name="explain")  # fmt: skip

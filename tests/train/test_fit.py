@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from genre_model.inference import GenreClassifier
+from genre_model.models import MUSICNN_DIR
 from tests.conftest import SHARED, chirp, needs_shared, noise, tone
 from train.fit import parse_args, train
 
@@ -74,17 +75,27 @@ def test_training_on_a_handful_of_real_clips(tmp_path):
     assert metrics["clips"]["train"] == one_each and metrics["clips"]["valid"] == one_each
 
 
+needs_musicnn = pytest.mark.skipif(
+    not (MUSICNN_DIR / "model.safetensors").exists(),
+    reason="weights/musicnn-msd not converted (python -m train.convert_musicnn)",
+)
+
+
+def musicnn_args(tiny_dataset, tmp_path, *stage: str) -> list[str]:
+    """``python -m train`` arguments for musicnn-genre on the tiny dataset, into tmp_path/musicnn, plus ``stage``."""
+    return ["--model", "musicnn-genre", "--data", str(tiny_dataset), "--out", str(tmp_path / "musicnn"), *stage,
+            "--cache-dir", str(tmp_path / "cache" / "waveforms"), "--device", "cpu"]  # fmt: skip
+
+
+@needs_musicnn
 def test_musicnn_probe_then_fine_tune_the_back_end(tiny_dataset, tmp_path):
     from safetensors.torch import load_file
 
-    from genre_model.models import MUSICNN_DIR, load_model
+    from genre_model.models import load_model
     from genre_model.musicnn import MSD_TAGS
 
-    if not (MUSICNN_DIR / "model.safetensors").exists():
-        pytest.skip("weights/musicnn-msd not converted (python -m train.convert_musicnn)")
     out = tmp_path / "musicnn"
-    args = ["--model", "musicnn-genre", "--data", str(tiny_dataset), "--out", str(out), "--unfreeze", "backend",
-            "--cache-dir", str(tmp_path / "cache" / "waveforms"), "--device", "cpu"]  # fmt: skip
+    args = musicnn_args(tiny_dataset, tmp_path, "--unfreeze", "backend")
     metrics = train(parse_args(args))
     assert metrics["history"][-1]["finetune"]["unfreeze"] == "backend"
     assert (tmp_path / "cache" / "front").is_dir() and (tmp_path / "cache" / "features").is_dir()
@@ -98,16 +109,14 @@ def test_musicnn_probe_then_fine_tune_the_back_end(tiny_dataset, tmp_path):
         train(parse_args([*args, "--refit-on-valid"]))
 
 
+@needs_musicnn
 def test_musicnn_classroom_distillation_trains_the_whole_network(tiny_dataset, tmp_path):
     from safetensors.torch import load_file
 
-    from genre_model.models import MUSICNN_DIR, load_model
+    from genre_model.models import load_model
 
-    if not (MUSICNN_DIR / "model.safetensors").exists():
-        pytest.skip("weights/musicnn-msd not converted (python -m train.convert_musicnn)")
     out = tmp_path / "musicnn"
-    args = ["--model", "musicnn-genre", "--data", str(tiny_dataset), "--out", str(out), "--classroom-epochs", "1",
-            "--cache-dir", str(tmp_path / "cache" / "waveforms"), "--device", "cpu"]  # fmt: skip
+    args = musicnn_args(tiny_dataset, tmp_path, "--classroom-epochs", "1")
     metrics = train(parse_args(args))
     epochs = [h for h in metrics["history"] if "valid_classroom_balanced_accuracy" in h]
     assert [h["epoch"] for h in epochs] == [0, 1] and metrics["history"][-1]["classroom"]["epochs"] == 1
@@ -125,16 +134,15 @@ def test_musicnn_classroom_distillation_trains_the_whole_network(tiny_dataset, t
         train(parse_args(["--model", "ffnn", "--data", str(tiny_dataset), "--out", str(out), "--classroom-epochs=2"]))
 
 
+@needs_musicnn
 def test_classroom_distillation_of_the_mid_and_back_end_keeps_the_front_end_and_its_int8_ranges():
     import numpy as np
 
     from genre_model.audio import Waveform
-    from genre_model.models import MUSICNN_DIR, build_model
+    from genre_model.models import build_model
     from train.classroom import ClassroomConfig, classroom_finetune
     from train.probe import calibrate_int8, load_backbone
 
-    if not (MUSICNN_DIR / "model.safetensors").exists():
-        pytest.skip("weights/musicnn-msd not converted (python -m train.convert_musicnn)")
     torch.manual_seed(0)
     model = build_model("musicnn-genre").eval()
     load_backbone(model)
