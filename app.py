@@ -22,15 +22,15 @@ from gradio import FileData
 
 from genre_model.audio import AUDIO_SUFFIXES, AudioError, Waveform
 from genre_model.explain import OTHERS, explain, verdict
-from genre_model.inference import GenreClassifier, Prediction, keep_freed_memory
+from genre_model.inference import GenreClassifier, Prediction
 from genre_model.live import LiveListener
-from genre_model.models import ModelNotFoundError, resolve_model_name
+from genre_model.loading import ModelNotFoundError, resolve_model_name
 from genre_model.plots import explanation_figure, prediction_figures, probability_figure, timeline_figure
+from genre_model.registry import architecture, architectures
 
 log = logging.getLogger("genre-app")
 ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "examples"  # CC BY / BY-SA / public-domain excerpts, credits in examples/CREDITS.md
-COMPARE_MODELS = ("chunk-cnn", "seed-cnn", "ffnn")  # our from-scratch CNN and the paper's networks
 PREDICTED = "the predicted genre"
 RUNNER_UP = "the runner-up"
 TAGS_SHOWN = 6
@@ -65,19 +65,19 @@ def valid_balanced_accuracy(model: str | None) -> float | None:
 
 
 def load_models(model: str | None, device: str | None) -> AppModels:
+    """The app's model, and for Compare every registered architecture whose weights are committed."""
     main = GenreClassifier.from_pretrained(model, device)
     compare = {}
-    for name, role in ((model, "this app's model"), *((n, None) for n in COMPARE_MODELS)):
+    others = [name for name in architectures() if Path(resolve_model_name(name)).name != main.name]
+    for name, role in ((model, "this app's model"), *((n, None) for n in others)):
         try:
             classifier = main if role else GenreClassifier.from_pretrained(name, device)
         except ModelNotFoundError:
             log.warning("comparison model %s is not available; the Compare view will skip it", name)
             continue
-        if role is None and classifier.name == main.name:
-            continue
         score = valid_balanced_accuracy(name)
         right = f" · right on {score:.0%} of valid clips (balanced)" if score is not None else ""
-        role = role or ("the paper's network" if classifier.name in ("seed-cnn", "ffnn") else "from scratch")
+        role = role or architecture(classifier.model.config.arch).display
         compare[f"{classifier.name} ({role}){right}"] = classifier
     return AppModels(main, compare)
 
@@ -124,7 +124,7 @@ def analyze(models: AppModels, audio) -> tuple:
     classifier = models.main
     wave = _load(classifier, audio)
     prediction = _classify(classifier, wave, with_features=True)
-    figures = prediction_figures(prediction, wave.samples, wave.sample_rate, classifier.model.frontend)
+    figures = prediction_figures(prediction, wave.samples, wave.sample_rate, classifier.model.to_logmel)
     return (
         headline(prediction, classifier),
         dict(prediction.top(3)),
@@ -146,9 +146,9 @@ def explain_clip(models: AppModels, audio, genre: str, versus: str) -> tuple:
     except Exception:  # noqa: BLE001 - as _classify: keep serving
         log.exception("explanation failed")
         raise ClipProblem("Something went wrong while explaining this clip. Try another file.") from None
-    p, frontend = e.prediction, classifier.model.frontend
-    figure = explanation_figure(frontend.loudness_db(p.logmel), e.evidence, p.frame_times_s,
-                                frontend.mel_frequencies.numpy(), e.scale, e.top_segments)  # fmt: skip
+    p, to_logmel = e.prediction, classifier.model.to_logmel
+    figure = explanation_figure(to_logmel.loudness_db(p.logmel), e.evidence, p.frame_times_s,
+                                to_logmel.mel_frequencies.numpy(), e.scale, e.top_segments)  # fmt: skip
     rows = "\n".join(f"| {i} | {a:.1f}-{b:.1f} s | {prob:.0%} |" for i, (a, b, prob) in enumerate(e.top_segments, 1))
     table = f"Windows that sounded most like **{e.genre}**:\n\n| | where | {e.genre} |\n|---|---|---|\n{rows}"
     start, end, _ = e.top_segments[0]
@@ -363,7 +363,6 @@ def main() -> None:
     parser.add_argument("--examples", default=None, help="folder of your own example clips (default: examples/)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    keep_freed_memory()
     try:
         models = load_models(args.model, args.device)
     except (ModelNotFoundError, OSError, ValueError) as err:

@@ -6,16 +6,11 @@ Uses generated audio only. Models: the committed ``weights/`` (missing ones are 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import resource
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +19,14 @@ import torch
 
 from genre_model.audio import load_audio
 from genre_model.explain import explain
-from genre_model.inference import GenreClassifier, keep_freed_memory
-from genre_model.models import WEIGHTS_DIR, build_model
+from genre_model.inference import GenreClassifier
+from genre_model.loading import DEFAULT_MODEL, WEIGHTS_DIR
 from genre_model.plots import prediction_figures
+from genre_model.registry import architectures, build_model
 from genre_model.synth import EXAMPLES
 
 from .faithfulness import faithfulness
-
-ROOT = Path(__file__).resolve().parents[1]
-MODELS = ("musicnn-genre", "chunk-cnn", "seed-cnn", "ffnn")
+from .serve import running_app
 
 
 def timed(fn, repeat: int) -> dict:
@@ -59,7 +53,8 @@ def stages(classifier: GenreClassifier, path: Path) -> dict:
     raw, sr = sf.read(path, dtype="float32")
     wave = load_audio(path, cfg.sample_rate)
     windows = torch.from_numpy(classifier.all_windows(wave.samples))
-    logmel = classifier.model.frontend(windows)
+    to_logmel = classifier.model.to_logmel
+    logmel = to_logmel(windows)
     prediction = classifier.predict(wave, with_features=True)
     y = wave.samples
 
@@ -74,10 +69,10 @@ def stages(classifier: GenreClassifier, path: Path) -> dict:
             "decode_file": timed(lambda: sf.read(path, dtype="float32"), 10),
             "downmix_resample_44k1_stereo": timed(lambda: load_audio((sr, raw), cfg.sample_rate), 10),
             "load_audio_total": timed(lambda: load_audio(path, cfg.sample_rate), 10),
-            "logmel_ours": timed(lambda: classifier.model.frontend(torch.from_numpy(y)[None]), 20),
+            "logmel_ours": timed(lambda: to_logmel(torch.from_numpy(y)[None]), 20),
             "logmel_librosa": timed(librosa_logmel, 5),
             "network_all_windows": timed(lambda: classifier.model.classify(logmel), 20),
-            "figures": timed(lambda: prediction_figures(prediction, y, cfg.sample_rate, classifier.model.frontend), 10),
+            "figures": timed(lambda: prediction_figures(prediction, y, cfg.sample_rate, to_logmel), 10),
         }
     out["logmel_ratio_ours_over_librosa"] = round(out["logmel_ours"]["p50_ms"] / out["logmel_librosa"]["p50_ms"], 3)
     return out
@@ -116,23 +111,8 @@ def training_step_seconds(arch: str, batch_size: int, steps_per_epoch: int) -> d
 
 
 def cold_start_seconds() -> float:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env={**os.environ, "GRADIO_SERVER_PORT": str(port)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        while time.perf_counter() - t0 < 120:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).read()
-                return round(time.perf_counter() - t0, 2)
-            except OSError:
-                time.sleep(0.1)
-        return float("nan")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with running_app() as app:
+        return round(app.start_seconds, 2)
 
 
 def main() -> None:
@@ -140,9 +120,11 @@ def main() -> None:
     torch.manual_seed(0)
     machine = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()}
     report: dict = {"machine": {**machine, "cpu": platform.processor() or platform.machine()}}
-    report["machine"]["keeps_freed_memory"] = keep_freed_memory()  # as the app and the CLI do
-    available = [m for m in MODELS if (WEIGHTS_DIR / m / "model.safetensors").exists()]
-    report["missing_models"] = [m for m in MODELS if m not in available]
+    # what a plain script gets: the library sets no allocator option, and neither does this benchmark
+    report["machine"]["allocator"] = "defaults (no process-wide setting)"
+    models = [DEFAULT_MODEL] + [name for name in architectures() if name != DEFAULT_MODEL]
+    available = [m for m in models if (WEIGHTS_DIR / m / "model.safetensors").exists()]
+    report["missing_models"] = [m for m in models if m not in available]
     with tempfile.TemporaryDirectory() as tmp:
         x = clip_30s(0)
         stereo44 = Path(tmp) / "clip30_44k.wav"

@@ -1,17 +1,14 @@
 """``python -m bench.load [--users 16] [--requests 20] [--model M]``: start the app on a free port, drive it with
 concurrent `gradio_client` users calling ``/classify`` on generated 30 s clips (plus one junk upload each), and
 print one JSON document: errors, latency p50/p95, throughput, the server's peak memory, and whether it is still up.
+The app is stopped however this ends.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,13 +19,7 @@ import soundfile as sf
 
 from genre_model.synth import EXAMPLES
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .serve import running_app
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -44,12 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from gradio_client import Client, handle_file
 
-    port = _free_port()
-    cmd = [sys.executable, "app.py"] + (["--model", args.model] if args.model else [])
-    server = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "GRADIO_SERVER_PORT": str(port)},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, running_app(args.model) as app:
+        url = app.url
         clips = []
         for i, make in enumerate(list(EXAMPLES.values()) * 2):
             path = Path(tmp) / f"clip{i}.wav"
@@ -57,15 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             clips.append(path)
         junk = Path(tmp) / "junk.mp3"
         junk.write_bytes(np.random.default_rng(0).bytes(50_000))
-        deadline = time.time() + 120
-        while True:
-            try:
-                client = Client(url, verbose=False)
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                if time.time() > deadline or server.poll() is not None:
-                    raise SystemExit("error: the app did not start") from None
-                time.sleep(0.5)
+        client = Client(url, verbose=False)
 
         def user(u: int) -> tuple[list[float], int, int]:
             c = Client(url, verbose=False)
@@ -98,11 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             "latency_p50_s": round(statistics.median(times), 3) if times else None,
             "latency_p95_s": round(float(np.percentile(times, 95)), 3) if times else None,
             "throughput_req_per_s": round(len(times) / wall, 2),
-            "server_peak_rss_mb": round(_peak_rss_mb(server.pid), 1),
+            "server_peak_rss_mb": round(_peak_rss_mb(app.pid), 1),
             "server_alive_after": alive,
         }
-    server.terminate()
-    server.wait(timeout=30)
     print(json.dumps(report, indent=2))
     return 0 if report["errors"] == 0 and alive else 1
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m genre_model predict [--model M] [--device D] [--json] FILE...``.
+"""Command line: ``genre-model predict [--model M] [--device D] [--json] FILE...`` (or ``python -m genre_model``).
 
 Every file is processed even when some fail. Exit status: 0 all succeeded, 1 some failed, 2 usage error.
 """
@@ -10,11 +10,11 @@ import json
 import sys
 
 from .audio import AudioError
-from .inference import GenreClassifier, Prediction, keep_freed_memory
+from .inference import GenreClassifier, Prediction
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m genre_model", description="Classify music by genre.")
+    parser = argparse.ArgumentParser(prog="genre-model", description="Classify music by genre.")
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="classify audio files")
     predict.add_argument("files", nargs="+", metavar="FILE")
@@ -24,7 +24,6 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     predict.add_argument("--json", action="store_true", help="one JSON object per file per line")
     args = parser.parse_args(argv)
-    keep_freed_memory()
 
     try:
         classifier = GenreClassifier.from_pretrained(args.model, device=args.device)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from jinja2 import Template
+
+if TYPE_CHECKING:
+    from .registry import Architecture
 
 TEMPLATE = """---
 {{ card_data }}
@@ -12,12 +18,14 @@ TEMPLATE = """---
 
 {{ description }}
 
-It maps audio to probabilities over the 10 GTZAN genres ({{ genres }}). The log-mel front end
+It maps audio to probabilities over {{ n_genres }} genres ({{ genres }}). The log-mel front end
 ({{ n_mels }} mel bands, n_fft {{ n_fft }}, hop {{ hop_length }} at {{ sample_rate }} Hz) is part of the model, so the
 weights come with their preprocessing. Inputs are cut into {{ window_s }} s windows; a clip's prediction is the mean
 of its windows' probabilities. Weights: `model.safetensors` ({{ n_params }} parameters); configuration: `config.json`.
 
 ## How to use
+
+Install the `genre_model` package from the project's repository (`pip install .` in a checkout), then:
 
 ```python
 from genre_model.inference import GenreClassifier
@@ -25,30 +33,15 @@ classifier = GenreClassifier.from_pretrained("{{ repo_id }}")
 print(classifier.predict("song.mp3").top(3))
 ```
 
-Command line: `python -m genre_model predict --model {{ repo_id }} song.mp3`.
+Command line: `genre-model predict --model {{ repo_id }} song.mp3`.
 Web app: `python app.py --model {{ repo_id }}`. Code, training and evaluation: the project's repository.
 
 ## Training data and split
 
 GTZAN (Tzanetakis & Cook, 2002), restricted to the clips this project could recover: an incomplete,
 unbalanced subset of the train and valid ids of the artist-filtered split of Kereliuk, Sturm & Larsen (2015).
-Clips used: {{ counts }}. Trained with `python -m train --model {{ arch }}`
-{%- if arch == "musicnn-genre" %}: the pretrained backbone frozen, a logistic-regression head fitted on its
-features of clean clips and of a simulated-classroom copy of each, weight decay chosen on valid
-{%- if unfreeze %}, then its {{ unfreeze }} layers unfrozen and fine-tuned with the head (best valid epoch
-{{ best_epoch }}; epoch 0 is the head alone){% endif %}
-{%- if classroom %}, then the whole network distilled through simulated classrooms: the model so far, on the clean
-window, teaches a copy of itself that hears the window through a freshly simulated room, speaker, microphone and noise
-(best valid epoch {{ classroom.best_epoch }} of {{ classroom.epochs }} by the mean of clean and classroom balanced
-accuracy; epoch 0 is the head alone){% endif %}
-{%- else %}; best checkpoint chosen on valid (epoch {{ best_epoch }} of {{ epochs_run }}){% endif %}
-({{ train_minutes }} min on {{ device }}).{% if refit %} The chosen head was then refitted on train + valid for
-the published weights; the valid numbers below are from the head fitted on train only, before the refit.{% endif %}
-{%- if arch == "musicnn-genre" and not unfreeze %} Fine-tuning the back end or mid end after the head (`--unfreeze`)
-did not beat it convincingly on valid; see the project README.{% endif %}
-{%- if arch == "musicnn-genre" %} On x86 CPUs the backbone's front-end convolutions run in int8 (8-bit ranges
-calibrated on the training clips and stored with the weights; the head is fitted on those int8 features), elsewhere
-in float.{% endif %}
+Clips used: {{ counts }}. Trained with `python -m train --model {{ arch }}` ({{ train_minutes }} min on
+{{ device }}). {{ training }}
 
 ## Results
 
@@ -74,14 +67,7 @@ Confusion matrix on valid (rows: true genre, columns: predicted):
 - Our training subset is small and unbalanced (some genres have 5 valid clips), so per-genre numbers are noisy.
 - GTZAN is for research use; these weights inherit that.
 
-{% if arch == "musicnn-genre" %}## Licence of the pretrained backbone
-
-The backbone weights are the `MSD_musicnn` model of the `musicnn` package (Jordi Pons and Xavier Serra, Music
-Technology Group, Universitat Pompeu Fabra), ISC licence: see `LICENSE-musicnn.md` and `NOTICE.md` beside the weights.
-Cite: J. Pons and X. Serra, "musicnn: pre-trained convolutional neural networks for music audio tagging",
-ISMIR 2019 late-breaking/demo.
-
-{% endif %}## Citation
+## Citation
 
 ```bibtex
 @article{tzanetakis2002gtzan,
@@ -91,9 +77,6 @@ ISMIR 2019 late-breaking/demo.
   title={Deep learning and music adversaries}, author={Kereliuk, Corey and Sturm, Bob L. and Larsen, Jan},
   journal={IEEE Transactions on Multimedia}, volume={17}, number={11}, pages={2059--2071}, year={2015}}
 ```
-The `seed-cnn` architecture follows the paper this project starts from: a CNN on 128-mel x 660-frame log-mel input
-(conv 16@3x3, max-pool 2x4, conv 32@3x3, max-pool 2x4, dense 64, dropout, softmax; 68% test accuracy on a random
-GTZAN split), and its feed-forward baseline (`ffnn`).
 """
 
 
@@ -108,9 +91,20 @@ def confusion_markdown(confusion: list[list[int]], genres: list[str]) -> str:
     return "\n".join([head, rule, *rows])
 
 
-def render_card(config: dict, n_params: int, description: str, metrics: dict | None, repo_id: str) -> ModelCard:
-    """The card for a model with ``config`` (its config.json) and, when trained here, its ``metrics.json``."""
+def render_card(config: dict, entry: Architecture, n_params: int, metrics: dict | None, repo_id: str) -> ModelCard:
+    """The card for a model with ``config`` (its config.json) of the registered architecture ``entry`` and, when
+    trained here, its ``metrics.json``."""
     metrics = metrics or {}
+    details = dict(
+        best_epoch=metrics.get("best_epoch", "?"),
+        epochs_run=metrics.get("epochs_run", "?"),
+        refit=any("refit_on" in row for row in metrics.get("history", [])),
+        unfreeze=metrics.get("config", {}).get("unfreeze"),
+        augment=metrics.get("config", {}).get("augment", True),
+        classroom=next(({"epochs": row["classroom"]["epochs"], "best_epoch": row["best_epoch"]}
+                        for row in metrics.get("history", []) if "classroom" in row), None),
+    )  # fmt: skip
+    training = Template(entry.card).render(**details) if metrics else "Not trained by this package's `train`."
     evals = [
         EvalResult(
             task_type="audio-classification",
@@ -150,8 +144,9 @@ def render_card(config: dict, n_params: int, description: str, metrics: dict | N
         name=repo_id.split("/")[-1],
         repo_id=repo_id,
         arch=config["arch"],
-        description=description,
+        description=" ".join(entry.cls.__doc__.split("\n\n")[0].split()),
         genres=", ".join(config["genres"]),
+        n_genres=len(config["genres"]),
         n_params=f"{n_params:,}",
         results=results or [dict(split="(not trained here)", n="-", acc="-", bal="-")],
         confusion=confusion_markdown(metrics["valid"]["confusion"], config["genres"]) if "valid" in metrics else "n/a",
@@ -159,20 +154,9 @@ def render_card(config: dict, n_params: int, description: str, metrics: dict | N
             f"{s}: {sum(c.values())} ({', '.join(f'{g} {n}' for g, n in c.items())})" for s, c in counts.items()
         )
         or "unknown",  # fmt: skip
-        best_epoch=metrics.get("best_epoch", "?"),
-        epochs_run=metrics.get("epochs_run", "?"),
         train_minutes=f"{metrics.get('train_seconds', 0) / 60:.0f}",
         device=metrics.get("device", "?"),
-        refit=any("refit_on" in row for row in metrics.get("history", [])),
-        unfreeze=metrics.get("config", {}).get("unfreeze"),
-        classroom=next(
-            (
-                {"epochs": row["classroom"]["epochs"], "best_epoch": row["best_epoch"]}
-                for row in metrics.get("history", [])
-                if "classroom" in row
-            ),
-            None,
-        ),  # fmt: skip
+        training=training,
         **{k: config[k] for k in ("n_mels", "n_fft", "hop_length", "sample_rate")},
         window_s=f"{config['window_s']:.2f}",
     )

@@ -92,7 +92,7 @@ def explain(classifier: GenreClassifier, audio: AudioInput | Waveform, genre: st
     logmels, probs, gradients = [], [], []
     for batch in windows.split(_BATCH):
         with torch.no_grad():
-            logmels.append(model.frontend(batch))  # (windows, mels, frames)
+            logmels.append(model.to_logmel(batch))  # (windows, mels, frames)
         batch_probs, gradient = model.probabilities_with_gradient(logmels[-1])
         probs.append(batch_probs)
         gradients.append(gradient)

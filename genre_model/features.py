@@ -1,4 +1,4 @@
-"""The log-mel front end, as a module inside every model so the preprocessing ships with the weights."""
+"""The log-mel front ends, as modules inside every model so the preprocessing ships with the weights."""
 
 from __future__ import annotations
 
@@ -70,3 +70,29 @@ class LogMel(nn.Module):
         db = self.power_to_db(self.melspec(waveform))  # (batch, n_mels, frames)
         db = db - db.amax(dim=(-2, -1), keepdim=True)  # per item, not across the batch
         return db.clamp(min=-self.top_db)
+
+
+class LogCompressedMel(nn.Module):
+    """Waveform (batch, samples) -> ``log10(1 + 10000 * mel power)`` (batch, n_mels, frames): musicnn's input,
+    computed in float32 (the wheel rounds to float16 first, which overflows on real music)."""
+
+    @staticmethod
+    def loudness_db(logmel: np.ndarray) -> np.ndarray:
+        """This front end's output, log10(1 + 10^4 power), back to dB of power (for figures)."""
+        return 10 * np.log10(np.maximum(10.0**logmel - 1, 0) / 10_000 + 1e-10)
+
+    def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int):
+        super().__init__()
+        self.melspec = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, power=2.0,
+            center=True, pad_mode="constant", norm="slaney", mel_scale="slaney",
+        )  # fmt: skip
+        for module in self.modules():  # derived from the config: not stored with the weights
+            module._non_persistent_buffers_set.update(name for name, _ in module.named_buffers(recurse=False))
+
+    @property
+    def mel_frequencies(self) -> torch.Tensor:
+        return mel_band_centres(self.melspec.mel_scale)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        return torch.log10(1 + 10_000 * self.melspec(waveform))

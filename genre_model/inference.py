@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -12,9 +11,13 @@ import numpy as np
 import torch
 
 from .audio import AudioInput, Waveform, load_audio
-from .models import GenreNet, load_model, resolve_model_name
+from .loading import load_model, resolve_model_name
+from .models import GenreNet
 
-_MAX_BATCH = 64  # windows per forward pass: bounds memory for long inputs
+# Windows per forward pass: bounds memory for long inputs. On a CPU, batches of 16 are as fast per window as bigger
+# ones and keep every tensor small enough for the allocator to reuse freed memory instead of mapping fresh pages
+# (64 made predict_many 1.2x slower here under glibc's defaults).
+CPU_BATCH, GPU_BATCH = 16, 64
 
 
 @dataclass
@@ -51,21 +54,6 @@ class Prediction:
         for key in ("logmel", "frame_times_s"):
             d.pop(key)
         return d
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc to keep freed memory for reuse instead of returning it to the OS (Linux only; else a no-op).
-
-    A forward pass allocates and frees tensors of ~100 MB; by default glibc maps each one fresh and unmaps it
-    afterwards, and zero-filling those pages cost the default model a third of its time (465 -> 314 ms per
-    30 s clip here). The price: the process keeps its peak memory. Called by the app, CLI and bench entry points,
-    never on import. Returns whether the setting took."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3  # from <malloc.h>
-        return bool(libc.mallopt(m_mmap_threshold, 2**31 - 1) and libc.mallopt(m_trim_threshold, 2**31 - 1))
-    except (OSError, AttributeError):  # not glibc
-        return False
 
 
 def _joined(parts: list[torch.Tensor]) -> np.ndarray | None:
@@ -160,8 +148,8 @@ class GenreClassifier:
         """(n_windows, samples) -> log-mels (n_windows, n_mels, frames) or None, genre probabilities
         (n_windows, n_genres), tag probabilities (n_windows, n_tags) or None."""
         mels, probs, tags = [], [], []
-        for batch in torch.from_numpy(windows).split(_MAX_BATCH):
-            logmel = self.model.frontend(batch.to(self.device))
+        for batch in torch.from_numpy(windows).split(CPU_BATCH if self.device.type == "cpu" else GPU_BATCH):
+            logmel = self.model.to_logmel(batch.to(self.device))
             logits, tag_logits = self.model.classify_and_tag(logmel)
             probs.append(torch.softmax(logits, dim=-1).float().cpu())
             if tag_logits is not None:

@@ -1,11 +1,11 @@
-"""The networks. Each model is the log-mel front end plus a network, so it maps a waveform batch to logits
-and its preprocessing travels with its weights (``config.json`` + ``model.safetensors``)."""
+"""The networks. Each model is a log-mel front end (`to_logmel`) plus a network, so it maps a waveform batch to
+logits and its preprocessing travels with its weights (``config.json`` + ``model.safetensors``). Each class registers
+itself (`genre_model.registry.register`) with its display name, training defaults and model-card text."""
 
-import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import safetensors.torch
@@ -14,15 +14,13 @@ import torchaudio
 from huggingface_hub import ModelCard, PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
-from . import __version__
 from .card import render_card
-from .features import LogMel
-from .musicnn import MSD_TAGS, LogCompressedMel, MusicnnBackbone, require_fit
+from .config import ModelConfig
+from .features import LogCompressedMel, LogMel
+from .musicnn import MSD_TAGS, MusicnnBackbone, require_fit
+from .registry import architecture, register
 
-GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_MODEL = "musicnn-genre"
-MUSICNN_DIR = WEIGHTS_DIR / "musicnn-msd"  # the converted pretrained backbone (train.convert_musicnn)
+MUSICNN_DIR = Path(__file__).resolve().parent.parent / "weights" / "musicnn-msd"  # converted backbone, with licence
 # weights over genres, (n_genres,) or (batch, n_genres) -> d(sum of weights * logits) / d logmel
 GradientOf = Callable[[torch.Tensor], torch.Tensor]
 
@@ -34,37 +32,6 @@ def weighted_logits(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor
     return (logits * weights).sum()
 
 
-@dataclass
-class ModelConfig:
-    """Everything needed to rebuild a model: architecture, front end, input window, labels."""
-
-    arch: str
-    sample_rate: int = 22_050
-    n_fft: int = 2048
-    hop_length: int = 512
-    n_mels: int = 128
-    f_min: float = 0.0
-    f_max: float = 11_025.0
-    top_db: float = 80.0
-    window_s: float = 3.0  # one network input; longer audio is cut into windows
-    window_hop_s: float = 3.0  # step between windows at inference
-    dropout: float = 0.5
-    genres: list[str] = field(default_factory=lambda: list(GENRES))
-    # normalized prediction entropy above which a clip is "unlike the training data" (95th percentile on valid)
-    entropy_threshold: float | None = None
-    # musicnn-genre: False once fine-tuning has changed the layers the pretrained tag head reads (its tags then lie)
-    pretrained_tags: bool = True
-    package_version: str = __version__
-
-    @property
-    def window_samples(self) -> int:
-        return round(self.window_s * self.sample_rate)
-
-    @property
-    def window_frames(self) -> int:
-        return self.window_samples // self.hop_length + 1
-
-
 class GenreNet(
     nn.Module,
     PyTorchModelHubMixin,
@@ -73,31 +40,39 @@ class GenreNet(
     pipeline_tag="audio-classification",
     tags=["audio-classification", "music", "gtzan", "music-genre-classification"],
 ):
-    """Base class: front end + network. Subclasses define ``classify(logmel) -> logits``."""
+    """Base class: log-mel front end + network. Subclasses define ``default_config()`` and
+    ``classify(logmel) -> logits``, and register themselves."""
+
+    tag_names: list[str] = []  # tags a pretrained backbone also predicts (none for models trained from scratch)
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.frontend = self.make_frontend(config)
+        self.to_logmel = self.make_logmel(config)
 
     @staticmethod
-    def make_frontend(config: ModelConfig) -> nn.Module:
+    def default_config() -> ModelConfig:
+        raise NotImplementedError
+
+    @staticmethod
+    def make_logmel(config: ModelConfig) -> nn.Module:
         c = config
         return LogMel(c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.f_min, c.f_max, c.top_db)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """(batch, samples) -> logits (batch, n_genres)."""
-        return self.classify(self.frontend(waveform))
+        return self.classify(self.to_logmel(waveform))
 
     def classify(self, logmel: torch.Tensor) -> torch.Tensor:  # (batch, n_mels, frames) -> (batch, n_genres)
         raise NotImplementedError
-
-    tag_names: list[str] = []  # tags a pretrained backbone also predicts (none for models trained from scratch)
 
     def classify_and_tag(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(batch, n_mels, frames) -> genre logits and, if ``tag_names``, tag logits (batch, n_tags) from the same
         pass."""
         return self.classify(logmel), None
+
+    def prepare_inference(self) -> None:
+        """Called once after loading for inference (in eval mode, on its device): nothing to do by default."""
 
     def probabilities_with_gradient(self, logmel: torch.Tensor) -> tuple[torch.Tensor, GradientOf]:
         """For explanations: softmax probabilities (batch, n_genres) and a function giving, for weights over genres,
@@ -114,9 +89,9 @@ class GenreNet(
 
     def generate_model_card(self, metrics: dict | None = None, repo_id: str | None = None) -> ModelCard:
         """Used by ``save_pretrained``/``push_to_hub``: our card, with the training metrics when given."""
-        description = " ".join(self.__doc__.split("\n\n")[0].split())
+        entry = architecture(self.config.arch)
         n_params = sum(p.numel() for p in self.parameters())
-        return render_card(asdict(self.config), n_params, description, metrics, repo_id or self.config.arch)
+        return render_card(asdict(self.config), entry, n_params, metrics, repo_id or self.config.arch)
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, map_location: str = "cpu", **hub_kwargs) -> "GenreNet":
@@ -134,6 +109,14 @@ class GenreNet(
         return model.eval()
 
 
+PAPER_CARD = """After the paper this project starts from: a CNN on 128-mel x 660-frame log-mel input (conv 16@3x3,
+max-pool 2x4, conv 32@3x3, max-pool 2x4, dense 64, dropout, softmax; 68% test accuracy on a random GTZAN split), and
+its feed-forward baseline (45%). Trained here on whole clips; best checkpoint chosen on valid (epoch {{ best_epoch }} of
+{{ epochs_run }})."""
+
+
+@register("seed-cnn", "the paper's CNN", paper="84% / 68% (random split, test)", card=PAPER_CARD,
+          training=dict(epochs=40, batch_size=16, lr=1e-3, crops_per_clip=1, mixup_alpha=0.0, patience=10))  # fmt: skip
 class SeedCNN(GenreNet):
     """The paper's CNN, layer for layer: 1x128x660 log-mel -> conv 16@3x3 ReLU -> max-pool 2x4 -> conv 32@3x3
     ReLU -> max-pool 2x4 -> dropout -> dense 64 ReLU -> dropout -> dense 10.
@@ -167,6 +150,8 @@ class SeedCNN(GenreNet):
         return self.head(self.features(x))
 
 
+@register("ffnn", "the paper's feed-forward network", paper="69% / 45% (random split, test)", card=PAPER_CARD,
+          training=dict(epochs=30, batch_size=32, lr=1e-3, crops_per_clip=1, mixup_alpha=0.0, patience=10))  # fmt: skip
 class FFNN(GenreNet):
     """The paper's feed-forward baseline. The paper gives no architecture; ours: the same 128x660 log-mel as
     ``SeedCNN``, summarised per mel band by its mean and standard deviation over time (256 features,
@@ -198,6 +183,8 @@ def conv_block(c_in: int, c_out: int, pool: tuple[int, int]) -> nn.Sequential:
     )
 
 
+@register("chunk-cnn", "our CNN, from scratch",
+          training=dict(epochs=30, batch_size=32, lr=1e-3, crops_per_clip=4, mixup_alpha=0.4, patience=20))  # fmt: skip
 class ChunkCNN(GenreNet):
     """Our from-scratch model: a compact VGG-style CNN on 3 s log-mel chunks, after the short-chunk CNN of
     Won et al., "Evaluation of CNN-based automatic music tagging models" (SMC 2020), with PANNs-style input
@@ -234,6 +221,27 @@ class ChunkCNN(GenreNet):
         return self.head(x)
 
 
+MUSICNN_CARD = """The pretrained backbone frozen, a logistic-regression head fitted on its features of clean clips
+{%- if augment %} and of a simulated-classroom copy of each{% endif %}, weight decay chosen on valid
+{%- if unfreeze %}, then its {{ unfreeze }} layers unfrozen and fine-tuned with the head (best valid epoch
+{{ best_epoch }}; epoch 0 is the head alone){% endif %}
+{%- if classroom %}, then the whole network distilled through simulated classrooms: the model so far, on the clean
+window, teaches a copy of itself that hears the window through a freshly simulated room, speaker, microphone and noise
+(best valid epoch {{ classroom.best_epoch }} of {{ classroom.epochs }} by the mean of clean and classroom balanced
+accuracy; epoch 0 is the head alone){% endif %}.{% if refit %} The chosen head was then refitted on train + valid for
+the published weights; the valid numbers below are from the head fitted on train only, before the refit.{% endif %}
+On x86 CPUs the backbone's front-end convolutions run in int8 (8-bit ranges calibrated on the training clips and
+stored with the weights; the head is fitted on those int8 features), elsewhere in float.
+
+## Licence of the pretrained backbone
+
+The backbone weights are the `MSD_musicnn` model of the `musicnn` package (Jordi Pons and Xavier Serra, Music
+Technology Group, Universitat Pompeu Fabra), ISC licence: see `LICENSE-musicnn.md` and `NOTICE.md` beside the weights.
+Cite: J. Pons and X. Serra, "musicnn: pre-trained convolutional neural networks for music audio tagging",
+ISMIR 2019 late-breaking/demo."""
+
+
+@register("musicnn-genre", "pretrained musicnn + genre head", recipe="probe", card=MUSICNN_CARD)
 class MusicnnGenre(GenreNet):
     """Genre head on the pretrained musicnn backbone (Pons & Serra, ISMIR 2019 LBD; Million Song Dataset tags,
     converted by ``train.convert_musicnn``): 3 s patches of 96-band log-compressed mel at 16 kHz -> the backbone's
@@ -247,7 +255,7 @@ class MusicnnGenre(GenreNet):
                            window_s=186 * 256 / 16_000, window_hop_s=186 * 256 / 16_000, dropout=0.3)  # fmt: skip
 
     @staticmethod
-    def make_frontend(config: ModelConfig) -> nn.Module:
+    def make_logmel(config: ModelConfig) -> nn.Module:
         return LogCompressedMel(config.sample_rate, config.n_fft, config.hop_length, config.n_mels)
 
     def __init__(self, config: ModelConfig):
@@ -284,6 +292,11 @@ class MusicnnGenre(GenreNet):
 
         return logits.softmax(dim=-1).detach(), gradient
 
+    def prepare_inference(self) -> None:
+        """On a CPU, with weights that carry the int8 calibration: the int8 front end (`genre_model.int8`)."""
+        if self.backbone.calibrated and self.backbone.input_range.is_cpu:
+            self.backbone.use_int8(True)
+
     def _save_pretrained(self, save_directory) -> None:
         """The backbone's weights are musicnn's (ISC licence): its notice travels with every copy."""
         super()._save_pretrained(save_directory)
@@ -291,51 +304,3 @@ class MusicnnGenre(GenreNet):
             source = MUSICNN_DIR / name
             if source.exists():
                 shutil.copy(source, Path(save_directory) / name)
-
-
-ARCHITECTURES: dict[str, type[GenreNet]] = {
-    "seed-cnn": SeedCNN, "ffnn": FFNN, "chunk-cnn": ChunkCNN, "musicnn-genre": MusicnnGenre,
-}  # fmt: skip
-
-
-def build_model(arch: str, **overrides) -> GenreNet:
-    """A freshly initialised model of ``arch`` (for training), its default config updated by ``overrides``."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"Unknown architecture '{arch}': choose one of {', '.join(ARCHITECTURES)}.")
-    cls = ARCHITECTURES[arch]
-    return cls(replace(cls.default_config(), **overrides))
-
-
-class ModelNotFoundError(FileNotFoundError):
-    """The weights asked for are not there (and are never replaced by random ones)."""
-
-
-def resolve_model_name(path_or_repo_id: str | Path | None) -> str:
-    """None -> the committed default; a bare architecture name -> ``weights/<name>``; else as given."""
-    if path_or_repo_id is None:
-        return str(WEIGHTS_DIR / DEFAULT_MODEL)
-    name = str(path_or_repo_id)
-    if name in ARCHITECTURES and not Path(name).exists():
-        return str(WEIGHTS_DIR / name)
-    return name
-
-
-def load_model(path_or_repo_id: str | Path | None = None, device: str | torch.device = "cpu") -> GenreNet:
-    """Load a saved model (a local folder or a Hub repo id) in eval mode on ``device``. Only safetensors."""
-    name = resolve_model_name(path_or_repo_id)
-    local = Path(name)
-    looks_local = local.exists() or local.is_absolute() or name.startswith(".") or name.count("/") != 1
-    if looks_local:
-        if not (local / "config.json").is_file() or not (local / "model.safetensors").is_file():
-            raise ModelNotFoundError(
-                f"No trained model at '{local}': expected config.json and model.safetensors there. "
-                "Train one with `python -m train` or pass --model with a saved folder or Hub repo id."
-            )
-        config_file = local / "config.json"
-    else:
-        config_file = Path(hf_hub_download(name, "config.json"))
-    arch = json.loads(config_file.read_text()).get("arch")
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"Model '{name}' has unknown architecture {arch!r}; this package knows {list(ARCHITECTURES)}.")
-    model = ARCHITECTURES[arch].from_pretrained(name, map_location=str(device))
-    return model.to(device).eval()

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-import torchaudio
 from torch import nn
+
+from . import int8
 
 MSD_TAGS = [
     "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock",
@@ -25,27 +25,11 @@ MSD_TAGS = [
     "House", "happy",
 ]  # fmt: skip
 TF_BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization's default
-# The int8 front end uses torch's quantized tensors, which this pinned torch marks as deprecated (torchao is their
-# successor); they still work here, and the float path stays the reference (tests compare the two).
-warnings.filterwarnings("ignore", message="torch.quantize_per_tensor, torch.quantize_per_channel", category=UserWarning)
-
-
-def int8_supported() -> bool:
-    """Whether torch's x86 int8 kernels are there (timbral convs 5x faster); not on ARM, whose engine is slower than
-    float for these convolutions, nor in a future torch without quantized tensors."""
-    return torch.backends.quantized.engine in ("x86", "fbgemm") and hasattr(torch.ops.quantized, "conv2d_prepack")
-
-
-def _qparams(value_range: torch.Tensor) -> tuple[float, int]:
-    """Scale and zero point of unsigned 8 bits over ``value_range`` (lo <= 0 <= hi: zero, the padding, is exact)."""
-    lo, hi = value_range.tolist()
-    scale = (hi - lo) / 255
-    return scale, round(-lo / scale)
 
 
 def not_calibration(keys: list[str]) -> list[str]:
     """``keys`` less the int8 calibration buffers, which weights saved before calibration existed lack."""
-    return [k for k in keys if k.rsplit(".", 1)[-1] not in ("input_range", "peak_range")]
+    return [k for k in keys if k.rsplit(".", 1)[-1] not in int8.CALIBRATION]
 
 
 def require_fit(missing: list[str], unexpected: list[str], what: str, hint: str = "") -> None:
@@ -55,48 +39,9 @@ def require_fit(missing: list[str], unexpected: list[str], what: str, hint: str 
         raise ValueError(f"{what} do not fit: missing {missing}, unexpected {unexpected}.{hint}")
 
 
-def _widened(minmax: tuple[torch.Tensor, torch.Tensor], margin: float) -> torch.Tensor:
-    """[lo, hi] -> [lo, hi] widened by ``margin`` of its span on both sides and made to include zero."""
-    lo, hi = min(minmax[0].item(), 0.0), max(minmax[1].item(), 0.0)
-    pad = margin * (hi - lo)
-    return torch.tensor([lo - pad, hi + pad])
-
-
 def _bn_scale(bn: nn.BatchNorm2d) -> torch.Tensor:
     """The per-channel factor of a frozen batch norm: weight / sqrt(running variance + eps)."""
     return bn.weight / torch.sqrt(bn.running_var + bn.eps)
-
-
-def _quint8(x: torch.Tensor, value_range: torch.Tensor) -> torch.Tensor:
-    return torch.quantize_per_tensor(x, *_qparams(value_range), torch.quint8)
-
-
-class LogCompressedMel(nn.Module):
-    """Waveform (batch, samples) -> ``log10(1 + 10000 * mel power)`` (batch, n_mels, frames): musicnn's input,
-    computed in float32 (the wheel rounds to float16 first, which overflows on real music)."""
-
-    @staticmethod
-    def loudness_db(logmel: np.ndarray) -> np.ndarray:
-        """This front end's output, log10(1 + 10^4 power), back to dB of power (for figures)."""
-        return 10 * np.log10(np.maximum(10.0**logmel - 1, 0) / 10_000 + 1e-10)
-
-    def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int):
-        super().__init__()
-        self.melspec = torchaudio.transforms.MelSpectrogram(
-            sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, power=2.0,
-            center=True, pad_mode="constant", norm="slaney", mel_scale="slaney",
-        )  # fmt: skip
-        for module in self.modules():  # derived from the config: not stored with the weights
-            module._non_persistent_buffers_set.update(name for name, _ in module.named_buffers(recurse=False))
-
-    @property
-    def mel_frequencies(self) -> torch.Tensor:
-        from .features import mel_band_centres
-
-        return mel_band_centres(self.melspec.mel_scale)
-
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        return torch.log10(1 + 10_000 * self.melspec(waveform))
 
 
 def _bn2d(c: int) -> nn.BatchNorm2d:
@@ -113,7 +58,6 @@ class _Branch(nn.Module):
         self.bn = _bn2d(filters)
         # int8 inference: range of the (sign-folded) peaks over frequency, calibrated on music (0, 0: not yet)
         self.register_buffer("peak_range", torch.zeros(2))
-        self._packed: tuple[tuple, object] | None = None  # int8 weights, with the float weights' versions
 
     def _conv(self, x: torch.Tensor, sign: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
         """(B, 1, T, F) -> the conv output and its frequency axis: (B, C, T', F') and 3, or for filters along time
@@ -129,56 +73,36 @@ class _Branch(nn.Module):
         y = F.conv1d(x[:, 0].transpose(1, 2).reshape(b * f, 1, t), weight[..., 0], bias)  # (B * F, C, T')
         return y.view(b, f, *y.shape[1:]), 1
 
-    def _int8_weights(self, sign: torch.Tensor):
-        """The conv's weights (sign folded in) as per-channel int8, packed for the kernel; redone whenever the float
-        weights change (training, loading), which bumps their versions."""
-        params = (self.conv.weight, self.conv.bias, self.bn.weight)
-        key = tuple((p.data_ptr(), p._version) for p in params)
-        if self._packed is None or self._packed[0] != key:
-            weight, bias = self.conv.weight.detach() * sign[:, None, None, None], self.conv.bias.detach() * sign
-            scale = weight.abs().amax(dim=(1, 2, 3)).clamp_min(1e-12) / 127
-            zero = torch.zeros_like(scale, dtype=torch.long)
-            q = torch.quantize_per_channel(weight, scale, zero, 0, torch.qint8)
-            self._packed = (key, torch.ops.quantized.conv2d_prepack(q, bias, [1, 1], [0, 0], [1, 1], 1))
-        return self._packed[1]
-
-    def signed_conv(self, x: torch.Tensor, sign: torch.Tensor, input_range: torch.Tensor | None = None):
-        """Padded (B, 1, T, F) -> the conv with ``sign`` folded in, (B, C, T', F'): with ``input_range`` in int8
-        (8-bit inputs and outputs, int32 accumulation; a quint8 tensor), else in float."""
-        if input_range is not None:
-            out_scale, out_zero = _qparams(self.peak_range)
-            return torch.ops.quantized.conv2d(_quint8(x, input_range), self._int8_weights(sign), out_scale, out_zero)
-        y, freq = self._conv(x, sign)
-        return y if freq == 3 else y.permute(0, 2, 3, 1)
-
     def sign(self) -> torch.Tensor:
         return torch.where(_bn_scale(self.bn) < 0, -1.0, 1.0)
 
-    def run(self, x: torch.Tensor, input_range: torch.Tensor | None = None, where: bool = False):
+    def run(self, x: torch.Tensor, packed: int8.PackedConv | None = None, input_range: torch.Tensor | None = None,
+            where: bool = False):  # fmt: skip
         """Eval mode: (B, 1, T, F) -> the output (B, C, T), the peaks over frequency of the signed conv (B, C, T)
-        and, with ``where``, the band each peak is at (B, C, T), else None.
+        and, with ``where``, the band each peak is at (B, C, T), else None. With ``packed`` (and the calibrated
+        ``input_range``) the conv runs in int8 (`genre_model.int8`), else in float.
 
         Same result as the training formula, a third faster: ReLU is monotone and the frozen batch norm is a
         per-channel affine map, so the max over frequency can be taken first, on the conv output (min where the BN
         scale is negative: the sign is folded into the conv), and ReLU + BN then run on (B, C, T), not (B, C, T, F).
         """
-        sign = self.sign()
-        y = self.signed_conv(F.pad(x, (0, 0, *self.time_pad)), sign, input_range)
+        sign, x = self.sign(), F.pad(x, (0, 0, *self.time_pad))
         at = None
-        if y.is_quantized:
-            peak = F.max_pool2d(y, (1, y.shape[3])).dequantize()[..., 0]
-            if where:  # argmax over the strided band axis of int8's channels-last layout is 2.5x slower
-                at = y.int_repr().contiguous().argmax(dim=3)
-        elif where or torch.is_grad_enabled():  # max() keeps only the argmax for the backward pass, not y
-            peak, at = y.max(dim=3)
+        if packed is not None:
+            peak, at = int8.peaks(packed(x, input_range), where)
         else:
-            peak = y.amax(dim=3)
+            y, freq = self._conv(x, sign)
+            y = y if freq == 3 else y.permute(0, 2, 3, 1)  # (B, C, T', F')
+            if where or torch.is_grad_enabled():  # max() keeps only the argmax for the backward pass, not y
+                peak, at = y.max(dim=3)
+            else:
+                peak = y.amax(dim=3)
         return self.bn(F.relu(peak * sign[:, None]).unsqueeze(3)).squeeze(3), peak, at
 
-    def forward(self, x: torch.Tensor, input_range: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, 1, T, F) -> (B, C, T); ``input_range`` (eval only): run the conv in int8 (`MusicnnBackbone`)."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, T, F) -> (B, C, T), in float."""
         if not self.bn.training:
-            return self.run(x, input_range)[0]
+            return self.run(x)[0]
         y, freq = self._conv(F.pad(x, (0, 0, *self.time_pad)))
         return self.bn(F.relu(y.movedim(freq, 3))).amax(dim=3)
 
@@ -207,14 +131,14 @@ class MusicnnBackbone(nn.Module):
     each max-pooled over frequency -> 561 channels. Mid end: three 7-frame convs of 64 with residuals, densely
     concatenated -> 753 channels. Back end: max and mean over time -> 1506 -> dense 200 -> dense 50.
 
-    Once calibrated (`calibrate_int8`), inference on a CPU with x86 int8 kernels runs the front-end convolutions
-    in int8: the network 3x faster, genre probabilities within a few hundredths of the float ones. Training and
-    autograd use float; explanations use the int8 forward pass and `input_gradient`; ``int8 = False`` forces float.
+    Float by default. Once calibrated (`calibrate_int8`), ``use_int8(True)`` runs the front-end convolutions of CPU
+    inputs in int8 (`genre_model.int8`): the network 3x faster, genre probabilities within a few hundredths of the
+    float ones. Explanations use the same forward pass and `input_gradient`; training needs float.
     """
 
     def __init__(self, n_mels: int = 96, n_tags: int = 50, midend: int = 64, backend: int = 200):
         super().__init__()
-        self.int8 = True
+        self.int8: int8.Int8FrontEnd | None = None  # set by use_int8
         self.input_mels = n_mels
         self.input_bn = _bn2d(1)
         self.register_buffer("input_range", torch.zeros(2))  # of the normalized log-mel, for int8 (0, 0: not yet)
@@ -240,10 +164,28 @@ class MusicnnBackbone(nn.Module):
         require_fit(*self.load_state_dict(state, strict=False), "musicnn weights")
 
     @property
-    def runs_int8(self) -> bool:
-        """Whether `front_end` takes the int8 path now: calibrated, enabled, eval mode, no gradients, on a CPU."""
-        return (self.int8 and not self.training and not torch.is_grad_enabled() and self.input_range.is_cpu
-                and bool(self.input_range.any()) and int8_supported())  # fmt: skip
+    def calibrated(self) -> bool:
+        """Whether the weights carry int8 ranges (`calibrate_int8`)."""
+        return bool(self.input_range.any())
+
+    def use_int8(self, enabled: bool = True) -> bool:
+        """Switch the int8 front end on (weights quantized and packed now, from the current float weights) or off.
+        On needs `calibrated` and freezes the front-end convolutions; without x86 int8 kernels it warns once and stays
+        float. Returns whether int8 is on."""
+        self.int8 = None
+        if enabled and not self.calibrated:
+            raise ValueError("These weights have no int8 calibration: call calibrate_int8 first (or keep float).")
+        if enabled and not int8.supported():
+            warnings.warn("No x86 int8 kernels in this torch/CPU: musicnn runs in float, and its genre head, fitted on "
+                          "int8 features, may differ from the published numbers by a few hundredths.", RuntimeWarning,
+                          stacklevel=2)  # fmt: skip
+        elif enabled:
+            for branch in self.frontend:  # what runs is their int8 copy: the float convolutions cannot learn now
+                branch.conv.requires_grad_(False)
+            signs = [branch.sign() for branch in self.frontend]
+            convs = tuple(int8.PackedConv.of(b.conv, s, b.peak_range) for b, s in zip(self.frontend, signs))
+            self.int8 = int8.Int8FrontEnd(self.input_range.detach().clone(), convs)
+        return self.int8 is not None
 
     @torch.no_grad()
     def calibrate_int8(self, logmel: torch.Tensor, margin: float = 0.1, batch: int = 32) -> None:
@@ -253,31 +195,38 @@ class MusicnnBackbone(nn.Module):
         was_training = self.training
         self.eval()
         x = self._normalized(logmel)
-        self.input_range.copy_(_widened(x.aminmax(), margin))
+        self.input_range.copy_(int8.widened(x.aminmax(), margin))
         for branch in self.frontend:
             peaks = [branch.run(b)[1] for b in x.split(batch)]
-            branch.peak_range.copy_(_widened(torch.cat(peaks).aminmax(), margin))
+            branch.peak_range.copy_(int8.widened(torch.cat(peaks).aminmax(), margin))
         self.train(was_training)
 
     def _normalized(self, logmel: torch.Tensor) -> torch.Tensor:
         """(B, n_mels, T) -> (B, 1, T, F) as TF's (B, T, F, 1), through the input batch norm."""
         return self.input_bn(logmel.transpose(1, 2).unsqueeze(1))
 
-    def _int8_input_range(self) -> torch.Tensor | None:
-        """What the branches take to run in int8: the input range when `runs_int8`, else None (float)."""
-        return self.input_range if self.runs_int8 else None
+    def _runs(self, logmel: torch.Tensor, where: bool = False) -> list[tuple]:
+        """Each branch's `_Branch.run` on ``logmel``: int8 when switched on and ``logmel`` is on the CPU."""
+        x, q = self._normalized(logmel), self.int8 if logmel.is_cpu else None
+        trainable = any(p.requires_grad for branch in self.frontend for p in branch.conv.parameters())
+        if q is not None and torch.is_grad_enabled() and (logmel.requires_grad or trainable):
+            raise RuntimeError("The int8 front end has no gradient: call use_int8(False) before training.")
+        if q is None:
+            return [branch.run(x, where=where) for branch in self.frontend]
+        return [branch.run(x, conv, q.input_range, where) for branch, conv in zip(self.frontend, q.convs)]
 
     def front_end(self, logmel: torch.Tensor) -> torch.Tensor:
         """(B, n_mels, T) -> (B, 561, T): the pretrained filters, 95% of the compute."""
-        x, input_range = self._normalized(logmel), self._int8_input_range()
-        return torch.cat([branch(x, input_range) for branch in self.frontend], dim=1)
+        if self.training:
+            x = self._normalized(logmel)
+            return torch.cat([branch(x) for branch in self.frontend], dim=1)
+        return torch.cat([out for out, _, _ in self._runs(logmel)], dim=1)
 
     @torch.no_grad()
     def front_end_for_gradient(self, logmel: torch.Tensor) -> tuple[torch.Tensor, list]:
         """`front_end` in eval mode (int8 where it would run int8), also returning what `input_gradient` needs:
         each branch's peaks over frequency and the bands they are at, (B, C, T) each."""
-        x, input_range = self._normalized(logmel), self._int8_input_range()
-        runs = [branch.run(x, input_range, where=True) for branch in self.frontend]
+        runs = self._runs(logmel, where=True)
         return torch.cat([out for out, _, _ in runs], dim=1), [(peak, at) for _, peak, at in runs]
 
     @torch.no_grad()

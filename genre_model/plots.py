@@ -150,13 +150,13 @@ def timeline_figure(segments: list[Segment], genres: list[str], title: str = "",
     return fig
 
 
-def prediction_figures(prediction: Prediction, samples: np.ndarray, sample_rate: int, frontend) -> dict:
-    """All the Analyze view's figures for one prediction (made ``with_features=True``); ``frontend`` is the
+def prediction_figures(prediction: Prediction, samples: np.ndarray, sample_rate: int, to_logmel) -> dict:
+    """All the Analyze view's figures for one prediction (made ``with_features=True``); ``to_logmel`` is the
     model's log-mel module (its band frequencies and its values in dB)."""
-    mel_hz = frontend.mel_frequencies.numpy()
+    mel_hz = to_logmel.mel_frequencies.numpy()
     return {
         "waveform": waveform_figure(samples, sample_rate, prediction.duration_s),
-        "spectrogram": spectrogram_figure(frontend.loudness_db(prediction.logmel), prediction.frame_times_s, mel_hz),
+        "spectrogram": spectrogram_figure(to_logmel.loudness_db(prediction.logmel), prediction.frame_times_s, mel_hz),
         "probabilities": probability_figure(prediction.probabilities),
         "timeline": timeline_figure(prediction.segments, list(prediction.probabilities))
         if prediction.segments

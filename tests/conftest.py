@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from safetensors.torch import load_file
 
-from genre_model.models import build_model
+from bench.serve import running_app
+from genre_model.inference import GenreClassifier
+from genre_model.int8 import supported as int8_supported
+from genre_model.models import MUSICNN_DIR
+from genre_model.musicnn import MusicnnBackbone
+from genre_model.registry import build_model
 
 SR = 22_050
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+needs_int8 = pytest.mark.skipif(not int8_supported(), reason="no x86 int8 kernels in this torch/CPU")
 needs_shared = pytest.mark.skipif(
     not (SHARED / "gtzan" / "audio").is_dir(), reason=f"team data not found at {SHARED} (only on the team's machines)"
 )
@@ -59,3 +68,73 @@ def classifier(random_model_dir):
     from genre_model.inference import GenreClassifier
 
     return GenreClassifier.from_pretrained(random_model_dir, device="cpu")
+
+
+@contextlib.contextmanager
+def served(model: str | Path) -> Iterator[str]:
+    """The app on ``model``, its URL; afterwards, no traceback from our code in its output (Gradio logs a client
+    closing a stream, ClientDisconnect, with a traceback of its own)."""
+    with running_app(model) as app:
+        yield app.url
+    assert "app.py" not in app.output and "genre_model" not in app.output, app.output[-3000:]
+
+
+@pytest.fixture(scope="module")
+def server(random_model_dir):
+    with served(random_model_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def backbone():
+    """The converted pretrained musicnn (weights/musicnn-msd), float, eval mode."""
+    weights = MUSICNN_DIR / "model.safetensors"
+    if not weights.exists():
+        pytest.skip("weights/musicnn-msd not converted (python -m train.convert_musicnn)")
+    net = MusicnnBackbone().eval()
+    net.load_pretrained(load_file(weights))
+    return net
+
+
+@pytest.fixture(scope="session")
+def calibrated(backbone):
+    """A musicnn-genre with the pretrained backbone, its int8 ranges calibrated on generated music, int8 switched on
+    where it runs, and the log-mels of that music (three clips' windows)."""
+    from genre_model import synth
+
+    model = build_model("musicnn-genre").eval()
+    model.backbone.load_state_dict(backbone.state_dict())
+    classifier = GenreClassifier(model, "musicnn-test", torch.device("cpu"))
+    music = [make(12.0, seed=1) for make in (synth.waltz, synth.four_on_the_floor, synth.power_chords)]
+    windows = [classifier.all_windows(classifier.load((synth.SR, m)).samples) for m in music]
+    with torch.no_grad():
+        model.backbone.calibrate_int8(model.to_logmel(torch.from_numpy(np.concatenate(windows))))
+    model.prepare_inference()
+    return model, [model.to_logmel(torch.from_numpy(w)) for w in windows]
+
+
+@contextlib.contextmanager
+def switched_int8(model, enabled: bool):
+    """``model``'s int8 front end switched on or off inside the block, as it was after."""
+    was = model.backbone.int8 is not None
+    model.backbone.use_int8(enabled)
+    try:
+        yield
+    finally:
+        model.backbone.use_int8(was)
+
+
+GENRES3 = ["blues", "classical", "metal"]
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """Three genres of generated audio that a network can tell apart: tones, chirps, noise."""
+    root = tmp_path_factory.mktemp("tiny-gtzan")
+    makers = {"blues": lambda i: tone(150 + 20 * i, 3.0), "classical": lambda i: chirp(3.0, f0=300 + 50 * i),
+              "metal": lambda i: noise(3.0, seed=i)}  # fmt: skip
+    for genre, make in makers.items():
+        (root / genre).mkdir()
+        for i in range(8):
+            sf.write(root / genre / f"{genre}.{i:05d}.wav", make(i), 22_050)
+    return root

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from genre_model.models import GENRES
+from genre_model.config import GTZAN_GENRES as GENRES
 from tests.conftest import chirp, noise
 
 
@@ -48,7 +48,7 @@ def test_usage_errors_exit_two(tmp_path):
 
 
 def test_json_of_the_default_model_carries_the_pretrained_tags(files):
-    from genre_model.models import DEFAULT_MODEL, WEIGHTS_DIR
+    from genre_model.loading import DEFAULT_MODEL, WEIGHTS_DIR
     from genre_model.musicnn import MSD_TAGS
 
     if not (WEIGHTS_DIR / DEFAULT_MODEL / "model.safetensors").exists():

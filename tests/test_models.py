@@ -3,7 +3,10 @@ import json
 import pytest
 import torch
 
-from genre_model.models import GENRES, ModelNotFoundError, SeedCNN, build_model, load_model
+from genre_model.config import GTZAN_GENRES as GENRES
+from genre_model.loading import ModelNotFoundError, load_model
+from genre_model.models import SeedCNN
+from genre_model.registry import build_model
 
 
 @pytest.mark.parametrize("arch", ["seed-cnn", "ffnn", "chunk-cnn"])
@@ -12,7 +15,7 @@ def test_waveform_batch_to_logits(arch):
     x = 0.1 * torch.randn(2, model.config.window_samples)
     with torch.inference_mode():
         assert model(x).shape == (2, len(GENRES))
-        assert model.frontend(x).shape == (2, model.config.n_mels, model.config.window_frames)
+        assert model.to_logmel(x).shape == (2, model.config.n_mels, model.config.window_frames)
 
 
 def test_seed_cnn_is_the_papers_network():

@@ -5,24 +5,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
+from genre_model.features import LogCompressedMel
 from genre_model.inference import GenreClassifier
-from genre_model.models import MUSICNN_DIR, build_model
-from genre_model.musicnn import MSD_TAGS, LogCompressedMel, MusicnnBackbone, _Branch, not_calibration
+from genre_model.models import MUSICNN_DIR
+from genre_model.musicnn import MSD_TAGS, MusicnnBackbone, _Branch, not_calibration
+from genre_model.registry import build_model
+from tests.conftest import switched_int8
 from train.convert_musicnn import reference_inputs, tf_name_map, to_state_dict
 
 REFERENCE = Path(__file__).parent / "data" / "musicnn_reference.npz"
 BACKBONE = MUSICNN_DIR / "model.safetensors"
-
-
-@pytest.fixture(scope="module")
-def backbone():
-    if not BACKBONE.exists():
-        pytest.skip("weights/musicnn-msd not converted (python -m train.convert_musicnn)")
-    net = MusicnnBackbone().eval()
-    net.load_pretrained(load_file(BACKBONE))
-    return net
 
 
 def test_network_matches_tensorflow_reference(backbone):
@@ -95,8 +88,8 @@ def test_genre_model_tags_and_head_training_step(backbone):
     model.backbone.load_state_dict(backbone.state_dict())
     x = 0.1 * torch.randn(4, model.config.window_samples)
     with torch.no_grad():
-        genre_logits, tag_logits = model.eval().classify_and_tag(model.frontend(x))
-        torch.testing.assert_close(tag_logits, backbone(model.frontend(x))[0])  # the pretrained tagger's own
+        genre_logits, tag_logits = model.eval().classify_and_tag(model.to_logmel(x))
+        torch.testing.assert_close(tag_logits, backbone(model.to_logmel(x))[0])  # the pretrained tagger's own
     assert genre_logits.shape == (4, 10) and tag_logits.shape == (4, 50)
     assert model.tag_names == MSD_TAGS and len(MSD_TAGS) == 50 and "jazz" in MSD_TAGS
     head_before = model.head[1].weight.detach().clone()
@@ -118,94 +111,8 @@ def test_prediction_carries_the_pretrained_tags(backbone):
     assert list(p.tags) == MSD_TAGS and all(0.0 <= v <= 1.0 for v in p.tags.values())
     windows = torch.from_numpy(classifier.all_windows(classifier.load(audio).samples))
     with torch.no_grad():
-        expected = torch.sigmoid(backbone(model.frontend(windows))[0]).mean(dim=0)
+        expected = torch.sigmoid(backbone(model.to_logmel(windows))[0]).mean(dim=0)
     np.testing.assert_allclose(list(p.tags.values()), expected.numpy(), atol=1e-5)
-
-
-@pytest.fixture(scope="module")
-def calibrated(backbone):
-    """A musicnn-genre with the pretrained backbone, its int8 ranges calibrated on generated music."""
-    from genre_model import synth
-
-    model = build_model("musicnn-genre").eval()
-    model.backbone.load_state_dict(backbone.state_dict())
-    classifier = GenreClassifier(model, "musicnn-test", torch.device("cpu"))
-    music = [make(12.0, seed=1) for make in (synth.waltz, synth.four_on_the_floor, synth.power_chords)]
-    windows = [classifier.all_windows(classifier.load((synth.SR, m)).samples) for m in music]
-    with torch.no_grad():
-        model.backbone.calibrate_int8(model.frontend(torch.from_numpy(np.concatenate(windows))))
-    return model, [model.frontend(torch.from_numpy(w)) for w in windows]
-
-
-def run(model, logmel, int8: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    model.backbone.int8 = int8
-    try:
-        with torch.inference_mode():
-            assert model.backbone.runs_int8 == (int8 and torch.backends.quantized.engine in ("x86", "fbgemm"))
-            genre, tags = model.classify_and_tag(logmel)
-    finally:
-        model.backbone.int8 = True
-    return torch.softmax(genre, -1), torch.sigmoid(tags)
-
-
-@pytest.mark.skipif(torch.backends.quantized.engine not in ("x86", "fbgemm"), reason="no x86 int8 kernels here")
-def test_int8_front_end_stays_close_to_float(calibrated):
-    model, logmels = calibrated
-    for logmel in logmels:
-        with torch.inference_mode():
-            front8 = model.backbone.front_end(logmel)
-            model.backbone.int8 = False
-            front32 = model.backbone.front_end(logmel)
-            model.backbone.int8 = True
-        assert (front8 - front32).norm() / front32.norm() < 0.06  # measured 0.03 on GTZAN valid
-        (p8, t8), (p32, t32) = run(model, logmel, True), run(model, logmel, False)
-        assert (p8 - p32).abs().max() < 0.1 and (t8 - t32).abs().max() < 0.1
-        assert not torch.equal(p8, p32)  # the int8 path did run
-        assert p8.mean(0).argmax() == p32.mean(0).argmax()
-
-
-def test_float_path_when_uncalibrated_training_or_with_gradients(backbone, calibrated):
-    model, logmels = calibrated
-    fresh = build_model("musicnn-genre").eval()
-    fresh.load_state_dict(model.state_dict())
-    fresh.backbone.input_range.zero_()  # as weights saved before calibration existed
-    with torch.inference_mode():
-        assert not fresh.backbone.runs_int8
-    assert not model.backbone.runs_int8  # gradients on
-    torch.testing.assert_close(model.classify(logmels[0]), fresh.classify(logmels[0]))
-
-
-@pytest.mark.skipif(torch.backends.quantized.engine not in ("x86", "fbgemm"), reason="no x86 int8 kernels here")
-def test_int8_weights_follow_changed_float_weights(calibrated):
-    model, logmels = calibrated
-    copy = build_model("musicnn-genre").eval()
-    copy.load_state_dict(model.state_dict())
-    before, _ = run(copy, logmels[1], True)
-    with torch.no_grad():
-        copy.backbone.frontend[0].conv.weight.mul_(-1)  # e.g. fine-tuning: the packed int8 copy must not go stale
-    after8, _ = run(copy, logmels[1], True)
-    after32, _ = run(copy, logmels[1], False)
-    assert (after8 - after32).abs().max() < 0.1 and (after8 - before).abs().max() > 0.1
-
-
-def test_calibration_is_saved_and_old_weights_without_it_still_load(calibrated, tmp_path):
-    from safetensors.torch import save_file
-
-    from genre_model.models import load_model
-
-    model, _ = calibrated
-    model.save_pretrained(tmp_path / "m")
-    loaded = load_model(tmp_path / "m")
-    torch.testing.assert_close(loaded.backbone.input_range, model.backbone.input_range)
-    assert loaded.backbone.input_range.any() and loaded.backbone.frontend[4].peak_range.any()
-    state = load_file(tmp_path / "m" / "model.safetensors")
-    save_file({k: v for k, v in state.items() if not k.endswith(("input_range", "peak_range"))},
-              tmp_path / "m" / "model.safetensors")  # fmt: skip
-    with torch.inference_mode():
-        assert not load_model(tmp_path / "m").backbone.runs_int8  # loads, runs in float
-    save_file({k: v for k, v in state.items() if k != "head.1.bias"}, tmp_path / "m" / "model.safetensors")
-    with pytest.raises(ValueError, match="missing"):
-        load_model(tmp_path / "m")
 
 
 def relevance(grad: torch.Tensor, logmel: torch.Tensor) -> np.ndarray:
@@ -216,8 +123,7 @@ def test_sparse_front_end_gradient_equals_autograd(calibrated):
     from genre_model.models import GenreNet, weighted_logits
 
     model, logmels = calibrated
-    model.backbone.int8 = False  # the float network, whose gradient autograd gives exactly
-    try:
+    with switched_int8(model, False):  # the float network, whose gradient autograd gives exactly
         for logmel in logmels:
             probs_ref, gradient_ref = GenreNet.probabilities_with_gradient(model, logmel)
             target = torch.nn.functional.one_hot(probs_ref.mean(0).argmax(), 10).float() - 0.1  # vs the mean logit
@@ -232,25 +138,3 @@ def test_sparse_front_end_gradient_equals_autograd(calibrated):
             torch.testing.assert_close(exact, expected, atol=1e-6 * expected.abs().max().item(), rtol=1e-4)
             sparse = model.backbone.input_gradient(g_front, saved)  # the default: 99% of the gradient mass
             assert np.corrcoef(relevance(sparse, logmel), relevance(expected, logmel))[0, 1] > 0.99
-    finally:
-        model.backbone.int8 = True
-
-
-@pytest.mark.skipif(torch.backends.quantized.engine not in ("x86", "fbgemm"), reason="no x86 int8 kernels here")
-def test_explanation_of_the_int8_model_matches_its_prediction_and_the_float_map(calibrated):
-    from genre_model import synth
-    from genre_model.explain import explain
-
-    model, _ = calibrated
-    classifier = GenreClassifier(model, "musicnn-test", torch.device("cpu"))
-    audio = (synth.SR, synth.power_chords(8.0, seed=3))
-    e = explain(classifier, audio)
-    analyzed = classifier.predict(audio)  # what the Analyze tab shows: int8
-    np.testing.assert_allclose(list(e.prediction.probabilities.values()), list(analyzed.probabilities.values()),
-                               atol=1e-6)  # fmt: skip
-    model.backbone.int8 = False
-    try:
-        float_map = explain(classifier, audio, genre=e.genre, versus=e.versus).evidence
-    finally:
-        model.backbone.int8 = True
-    assert np.corrcoef(e.evidence.flatten(), float_map.flatten())[0, 1] > 0.8

@@ -13,7 +13,7 @@ from tests.conftest import SR, noise
 def test_prediction_figures(classifier):
     x = noise(10.0)
     p = classifier.predict((SR, x), with_features=True)
-    figs = prediction_figures(p, x, SR, classifier.model.frontend)
+    figs = prediction_figures(p, x, SR, classifier.model.to_logmel)
     bars = figs["probabilities"].data[0]
     assert list(bars.y) == classifier.genres[::-1] and max(bars.x) == max(p.probabilities.values()) * 100
     heat = figs["spectrogram"].data[0]

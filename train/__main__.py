@@ -1,8 +1,7 @@
 """``python -m train --model {seed-cnn,ffnn,chunk-cnn,musicnn-genre} --data DIR --out weights/NAME [...]``"""
 
-from genre_model.inference import keep_freed_memory
-
 from .fit import parse_args, train
+from .memory import keep_freed_memory
 
 if __name__ == "__main__":
     keep_freed_memory()

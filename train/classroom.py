@@ -7,9 +7,9 @@ window (the teacher); a copy of it (the student) hears the same window played th
 probabilities and MSD tags, plus the label. A quarter of each batch is heard clean, so clean accuracy holds.
 
 The backbone's layers train with the head (the probe alone cannot help: the frozen backbone's features already move in
-a room): the whole network by default (in float), or only the mid and back end (``trained="midend"``, 3-4x faster: the
-front end runs in int8 under no gradient); batch norms
-keep their pretrained statistics (350 clips are too few to re-estimate them), dropout is on.
+a room): the whole network by default (in float, the int8 front end switched off until the end), or only the mid
+and back end (``trained="midend"``, 3-4x faster: the front end runs as the probe left it); batch norms keep their
+pretrained statistics (350 clips are too few to re-estimate them), dropout is on.
 The epoch with the best mean of clean and classroom balanced accuracy on valid is kept; afterwards the int8 ranges
 are recalibrated on the new front end.
 """
@@ -31,7 +31,7 @@ from genre_model.models import MusicnnGenre
 from .degrade import degrade
 from .finetune import set_trainable, train_mode_keeping_statistics
 from .metrics import balanced_accuracy, summarize
-from .probe import calibrate_int8, degraded_copies
+from .probe import CPU, calibrate_int8, degraded_copies
 
 TRAINED = {  # the backbone's layers each setting trains (the genre head always trains)
     "backend": ("pool_bn", "dense", "dense_bn"),
@@ -77,8 +77,8 @@ def _classroom_windows(waves: list[Waveform], clips: np.ndarray, cfg: ClassroomC
 
 
 def _clip_probabilities(model: MusicnnGenre, waves: list[Waveform]) -> np.ndarray:
-    """(clips, genres), exactly as the app computes them (int8 front end where it runs)."""
-    classifier = GenreClassifier(model.eval(), model.config.arch, torch.device("cpu"))
+    """(clips, genres), as the app computes them (with the int8 front end if it is switched on)."""
+    classifier = GenreClassifier(model.eval(), model.config.arch, model.head[1].weight.device)
     return np.array([list(p.probabilities.values()) for i in range(0, len(waves), 16)
                      for p in classifier.predict_many(waves[i : i + 16])])  # fmt: skip
 
@@ -88,8 +88,8 @@ def _predicted(model: MusicnnGenre, waves: list[Waveform]) -> np.ndarray:
 
 
 def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[int]],
-                       valid: tuple[list[Waveform], list[int]], seed: int, cfg: ClassroomConfig
-                       ) -> tuple[list, dict]:  # fmt: skip
+                       valid: tuple[list[Waveform], list[int]], seed: int, cfg: ClassroomConfig,
+                       device: torch.device = CPU) -> tuple[list, dict]:  # fmt: skip
     """Distil ``model`` (its head fitted by the probe) into a classroom-robust version of itself, in place.
     ``train`` holds clean clips only. Returns per-epoch history and the scores of the kept epoch."""
     if cfg.trained not in TRAINED:
@@ -98,7 +98,7 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
     n_genres, win = len(model.config.genres), model.config.window_samples
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    teacher = copy.deepcopy(model).eval()
+    teacher = copy.deepcopy(model).eval()  # keeps the int8 front end, if on: it needs no gradient
     valid_y = np.asarray(valid[1])
     valid_classroom = degraded_copies(valid[0], seed=10_000 + seed, bank=1)  # rooms unlike training's, fixed
 
@@ -109,6 +109,8 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
 
     pretrained = set_trainable(model, TRAINED[cfg.trained])
     frozen_front = "frontend" not in TRAINED[cfg.trained]
+    if not frozen_front:
+        model.backbone.use_int8(False)  # the student's front end learns: float, with gradients
     optimizer = torch.optim.AdamW(
         [{"params": pretrained, "lr": cfg.lr}, {"params": model.head.parameters(), "lr": cfg.head_lr}],
         weight_decay=cfg.weight_decay,
@@ -128,18 +130,18 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
         losses = []
         for _ in tqdm(range(steps), desc=f"epoch {epoch}", unit="batch", leave=False):
             clips = rng.choice(len(waves), size=cfg.batch_windows, p=draw)
-            clean, heard = (torch.from_numpy(a) for a in _classroom_windows(waves, clips, cfg, win, rng))
+            clean, heard = (torch.from_numpy(a).to(device) for a in _classroom_windows(waves, clips, cfg, win, rng))
             with torch.no_grad():
-                teacher_logits, teacher_tags = teacher.classify_and_tag(teacher.frontend(clean))
+                teacher_logits, teacher_tags = teacher.classify_and_tag(teacher.to_logmel(clean))
                 if frozen_front:  # runs as at inference (int8 where it can): the ranges calibrated for it still hold
-                    front = model.backbone.front_end(model.frontend(heard))
+                    front = model.backbone.front_end(model.to_logmel(heard))
             if frozen_front:
                 tags, penultimate = model.backbone.from_front_end(front)
                 logits = model.head(penultimate)
             else:
-                logits, tags = model.classify_and_tag(model.frontend(heard))
+                logits, tags = model.classify_and_tag(model.to_logmel(heard))
             loss = F.kl_div(F.log_softmax(logits, -1), F.softmax(teacher_logits, -1), reduction="batchmean")
-            loss = loss + cfg.label_weight * F.cross_entropy(logits, torch.from_numpy(y[clips]))
+            loss = loss + cfg.label_weight * F.cross_entropy(logits, torch.from_numpy(y[clips]).to(device))
             if teacher_tags is not None:
                 loss = loss + cfg.tag_weight * F.binary_cross_entropy_with_logits(tags, torch.sigmoid(teacher_tags))
             optimizer.zero_grad(set_to_none=True)
@@ -156,7 +158,7 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
         p.requires_grad_(True)
     model.eval()
     if not frozen_front:
-        calibrate_int8(model, waves + degraded_copies(waves, seed))  # the front end moved: new int8 ranges
+        calibrate_int8(model, waves + degraded_copies(waves, seed), device)  # the front end moved: new int8 ranges
     genres = model.config.genres
     valid_probs = _clip_probabilities(model, valid[0])
     history.append({"classroom": asdict(cfg), "best_epoch": best[1]})

@@ -14,7 +14,6 @@ import numpy as np
 from tqdm import tqdm
 
 from genre_model.audio import AUDIO_SUFFIXES, AudioError, Waveform, load_audio
-from genre_model.models import GENRES
 
 _CLIP_NAME = re.compile(r"^(?P<genre>[a-z]+)\.(?P<number>\d{5})$")
 SPLITS = ("train", "valid", "test")
@@ -27,18 +26,19 @@ class Clip:
     path: Path
 
 
-def scan_dataset(data_dir: str | Path, genres: list[str] = GENRES) -> list[Clip]:
-    """Every ``<genre>/<genre>.NNNNN.<audio ext>`` under ``data_dir`` (any depth), one per clip id."""
+def scan_dataset(data_dir: str | Path) -> list[Clip]:
+    """Every ``<genre>/<genre>.NNNNN.<audio ext>`` under ``data_dir`` (any depth), one per clip id: the genres are
+    the folder names (`genres_of`), so a dataset with other genres trains a model with those."""
     root = Path(data_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"Dataset folder '{root}' does not exist.")
     clips: dict[str, Clip] = {}
     for path in sorted(root.rglob("*.*")):
         match = _CLIP_NAME.match(path.stem)
-        if path.suffix.lower() in AUDIO_SUFFIXES and match and match["genre"] in genres:
+        if path.suffix.lower() in AUDIO_SUFFIXES and match and match["genre"] == path.parent.name:
             clips.setdefault(path.stem, Clip(path.stem, match["genre"], path))
     if not clips:
-        raise FileNotFoundError(f"No GTZAN-style clips (<genre>/<genre>.NNNNN.wav|ogg|...) found under '{root}'.")
+        raise FileNotFoundError(f"No GTZAN-layout clips (<genre>/<genre>.NNNNN.wav|ogg|...) found under '{root}'.")
     return sorted(clips.values(), key=lambda c: c.id)
 
 
@@ -74,9 +74,14 @@ def split_clips(
     return {k: sorted(v, key=lambda c: c.id) for k, v in splits.items()}, dict.fromkeys(SPLITS, 0)
 
 
+def genres_of(clips: list[Clip]) -> list[str]:
+    """The labels a model trained on ``clips`` predicts, sorted (GTZAN's ten in their usual order)."""
+    return sorted({c.genre for c in clips})
+
+
 def genre_counts(clips: list[Clip]) -> dict[str, int]:
     counts = Counter(c.genre for c in clips)
-    return {g: counts[g] for g in GENRES if counts[g]}
+    return {g: counts[g] for g in sorted(counts)}
 
 
 class WaveformCache:

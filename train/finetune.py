@@ -24,7 +24,7 @@ from genre_model.audio import Waveform
 from genre_model.models import MusicnnGenre
 
 from .metrics import balanced_accuracy, summarize
-from .probe import clip_probabilities, window_features
+from .probe import CPU, clip_probabilities, window_features
 
 UNFROZEN = {"backend": ("pool_bn", "dense", "dense_bn"), "midend": ("midend", "pool_bn", "dense", "dense_bn")}
 
@@ -50,11 +50,11 @@ def train_mode_keeping_statistics(model: nn.Module) -> None:
 
 def front_end_output(model: MusicnnGenre, windows: torch.Tensor) -> np.ndarray:
     """(windows, samples) -> the frozen front end's output (windows, 561, frames), float16 to halve the cache."""
-    return model.backbone.front_end(model.frontend(windows)).half().numpy()
+    return model.backbone.front_end(model.to_logmel(windows)).half().cpu().numpy()
 
 
 def _window_logits(model: MusicnnGenre, front: np.ndarray) -> torch.Tensor:
-    return model.classify_front_end(torch.from_numpy(front).float())
+    return model.classify_front_end(torch.from_numpy(front).to(model.head[1].weight.device).float())
 
 
 def _clip_probabilities(model: MusicnnGenre, front: np.ndarray, owner: np.ndarray, n_clips: int) -> np.ndarray:
@@ -73,18 +73,21 @@ def set_trainable(model: MusicnnGenre, layers: tuple[str, ...]) -> list[nn.Param
 
 
 def finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid: tuple[list[Waveform], list[int]],
-             n_clean: int, seed: int, cache: Path | None, cfg: FinetuneConfig) -> tuple[list, dict]:  # fmt: skip
+             n_clean: int, seed: int, cache: Path | None, cfg: FinetuneConfig,
+             device: torch.device = CPU) -> tuple[list, dict]:  # fmt: skip
     """Fine-tune ``model`` in place (its head already fitted by the probe). ``train`` may hold degraded copies after
     its first ``n_clean`` clips; train scores use the clean ones. Returns per-epoch history and the scores."""
     if cfg.unfreeze not in UNFROZEN:
         raise ValueError(f"unfreeze must be one of {list(UNFROZEN)}, not {cfg.unfreeze!r}")
     if cache:
         cache.mkdir(parents=True, exist_ok=True)
-    x_train, own_train = window_features(model, train[0], "front end train", cache, front_end_output)
-    x_valid, own_valid = window_features(model, valid[0], "front end valid", cache, front_end_output)
+    x_train, own_train = window_features(model, train[0], "front end train", cache, front_end_output, device)
+    x_valid, own_valid = window_features(model, valid[0], "front end valid", cache, front_end_output, device)
     y_train, y_valid = np.asarray(train[1]), np.asarray(valid[1])
     clip_windows = np.split(np.arange(len(own_train)), np.cumsum(np.bincount(own_train))[:-1])
-    class_weight = torch.from_numpy(len(y_train) / (10 * np.bincount(y_train, minlength=10).clip(min=1))).float()
+    n_genres = len(model.config.genres)
+    counts = np.bincount(y_train, minlength=n_genres).clip(min=1)
+    class_weight = torch.from_numpy(len(y_train) / (n_genres * counts)).float().to(device)
     pretrained = set_trainable(model, UNFROZEN[cfg.unfreeze])
     optimizer = torch.optim.AdamW(
         [{"params": pretrained, "lr": cfg.lr}, {"params": model.head.parameters(), "lr": cfg.head_lr}],
@@ -105,7 +108,7 @@ def finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
         for b in range(0, len(order), cfg.batch_clips):
             clips = order[b : b + cfg.batch_clips]
             idx = np.concatenate([rng.choice(clip_windows[c], cfg.windows_per_clip) for c in clips])
-            target = torch.from_numpy(y_train[own_train[idx]])
+            target = torch.from_numpy(y_train[own_train[idx]]).to(device)
             loss = F.cross_entropy(_window_logits(model, x_train[idx]), target, weight=class_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

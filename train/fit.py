@@ -7,7 +7,7 @@ import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,22 +18,23 @@ from tqdm import tqdm
 from genre_model.audio import Waveform
 from genre_model.explain import calibrate_entropy_threshold
 from genre_model.inference import GenreClassifier, pick_device
-from genre_model.models import ARCHITECTURES, GenreNet, MusicnnGenre, build_model
+from genre_model.models import GenreNet, MusicnnGenre
+from genre_model.registry import architecture, architectures, build_model
 
 from .classroom import TRAINED as CLASSROOM_LAYERS
 from .classroom import ClassroomConfig, classroom_finetune
-from .data import Clip, WaveformCache, genre_counts, scan_dataset, split_clips
+from .data import Clip, WaveformCache, genre_counts, genres_of, scan_dataset, split_clips
 from .finetune import UNFROZEN, FinetuneConfig, finetune
 from .metrics import summarize
 from .probe import degraded_copies, fit_head
 
-# Per-architecture defaults: the paper's models see whole 30 s clips, chunk-cnn many 3 s crops.
-ARCH_DEFAULTS = {
-    "seed-cnn": dict(epochs=40, batch_size=16, lr=1e-3, crops_per_clip=1, mixup_alpha=0.0, patience=10),
-    "ffnn": dict(epochs=30, batch_size=32, lr=1e-3, crops_per_clip=1, mixup_alpha=0.0, patience=10),
-    "musicnn-genre": {},  # a linear probe on a frozen backbone (train/probe.py), optionally fine-tuned (finetune.py)
-    "chunk-cnn": dict(epochs=30, batch_size=32, lr=1e-3, crops_per_clip=4, mixup_alpha=0.4, patience=20),
-}
+# Which flags each recipe (`genre_model.registry.Architecture.recipe`) reads; any other given flag is refused.
+NETWORK_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "crops_per_clip", "mixup_alpha", "patience")
+PROBE_FLAGS = ("augment", "refit_on_valid", "unfreeze", "classroom_epochs", "classroom_layers")
+NETWORK_DEFAULTS = dict(epochs=40, batch_size=32, lr=1e-3, weight_decay=1e-2, crops_per_clip=1, mixup_alpha=0.0,
+                        patience=10)  # under each architecture's registered `training` defaults  # fmt: skip
+FINETUNE_FLAGS = {"epochs": "epochs", "batch_size": "batch_clips", "lr": "lr", "weight_decay": "weight_decay",
+                  "patience": "patience"}  # probe recipe with --unfreeze: flag -> FinetuneConfig field  # fmt: skip
 
 
 @dataclass
@@ -42,19 +43,21 @@ class TrainConfig:
     data: str
     out: str
     split_dir: str | None = None
-    epochs: int = 40
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    crops_per_clip: int = 1  # training examples drawn per training clip per epoch
-    mixup_alpha: float = 0.0  # 0 = off
-    patience: int = 10  # epochs without a better valid score before stopping
+    # the network recipe's settings (None under the probe recipe, which does not read them; see NETWORK_DEFAULTS)
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    crops_per_clip: int | None = None  # training examples drawn per training clip per epoch
+    mixup_alpha: float | None = None  # 0 = off
+    patience: int | None = None  # epochs without a better valid score before stopping
     seed: int = 0
     device: str | None = None
     cache_dir: str = ".cache/waveforms"
     augment: bool = True  # musicnn-genre: add a classroom-degraded copy of every training clip
     refit_on_valid: bool = False  # musicnn-genre: after choosing on valid, refit the head on train + valid
     unfreeze: str | None = None  # musicnn-genre: after the probe, fine-tune these pretrained layers (finetune.py)
+    finetune: dict = field(default_factory=dict)  # musicnn-genre with unfreeze: FinetuneConfig fields given as flags
     classroom_epochs: int = 0  # musicnn-genre: then distil into a classroom-robust model (classroom.py); 0 = off
     classroom_layers: str = "all"  # which backbone layers the distillation trains (classroom.TRAINED)
 
@@ -151,37 +154,34 @@ def fit_network(model: GenreNet, cfg: TrainConfig, train_waves: list[Waveform], 
 
 
 def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Waveform], list[int]],
-                   valid: tuple[list[Waveform], list[int]]) -> tuple[list, dict]:  # fmt: skip
+                   valid: tuple[list[Waveform], list[int]], device: torch.device) -> tuple[list, dict]:  # fmt: skip
     """The musicnn-genre schedule: the linear probe on the frozen backbone, then (``cfg.unfreeze``) fine-tuning,
     with a classroom-degraded copy of every training clip unless ``cfg.augment`` is off; then (``cfg.classroom_epochs``)
     classroom distillation of the whole network."""
     n_clean, cache, clean = len(train[0]), Path(cfg.cache_dir).parent, train
     if cfg.augment:
         train = (train[0] + degraded_copies(train[0], cfg.seed), train[1] * 2)
-    history, scores = fit_head(model, train, valid, n_clean, cfg.seed, cfg.refit_on_valid, cache / "features")
+    history, scores = fit_head(model, train, valid, n_clean, cfg.seed, cfg.refit_on_valid, cache / "features", device)
     if cfg.unfreeze:
-        more, scores = finetune(model, train, valid, n_clean, cfg.seed, cache / "front", FinetuneConfig(cfg.unfreeze))
+        stage = FinetuneConfig(cfg.unfreeze, **cfg.finetune)
+        more, scores = finetune(model, train, valid, n_clean, cfg.seed, cache / "front", stage, device)
         history += more
     if cfg.classroom_epochs:
         stage = ClassroomConfig(epochs=cfg.classroom_epochs, trained=cfg.classroom_layers)
-        more, scores = classroom_finetune(model, clean, valid, cfg.seed, stage)
+        more, scores = classroom_finetune(model, clean, valid, cfg.seed, stage, device)
         history += more
     return history, scores
 
 
 def train(cfg: TrainConfig) -> dict:
-    if (cfg.unfreeze or cfg.classroom_epochs) and cfg.refit_on_valid:  # said before minutes of decoding, not after
-        raise SystemExit("error: --refit-on-valid refits the linear probe only; leave out --unfreeze and "
-                         "--classroom-epochs with it.")  # fmt: skip
-    if cfg.classroom_epochs and cfg.model != "musicnn-genre":
-        raise SystemExit("error: --classroom-epochs distils musicnn-genre only.")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = pick_device(cfg.device)
-    model = build_model(cfg.model).to(device)
-    genres, sr = model.config.genres, model.config.sample_rate
-
     splits, missing = split_clips(scan_dataset(cfg.data), cfg.split_dir, cfg.seed)
+    genres = genres_of(splits["train"] + splits["valid"])  # the data's labels, not a constant
+    model = build_model(cfg.model, genres=genres).to(device)
+    sr = model.config.sample_rate
+
     cache = WaveformCache(cfg.cache_dir)
     data: dict[str, tuple[list[Clip], list[Waveform]]] = {
         name: cache.load_all(splits[name], sr, f"decoding {name}") for name in ("train", "valid")
@@ -195,8 +195,8 @@ def train(cfg: TrainConfig) -> dict:
     print(f"clips: train {len(train_waves)}, valid {len(valid_clips)}; listed but absent: {missing}")
 
     t0 = time.perf_counter()
-    if isinstance(model, MusicnnGenre):  # pretrained backbone: fit the genre head on cached features first
-        history, scores = fit_pretrained(model, cfg, (train_waves, train_labels), (valid_waves, valid_labels))
+    if architecture(cfg.model).recipe == "probe":  # pretrained backbone: fit the genre head on cached features first
+        history, scores = fit_pretrained(model, cfg, (train_waves, train_labels), (valid_waves, valid_labels), device)
         best_epoch = history[-1].get("best_epoch", 0)  # 0: the probe, no fine-tuning epoch
     else:
         history, best_epoch = fit_network(model, cfg, train_waves, train_labels, valid_waves, valid_labels, device, rng)
@@ -231,8 +231,10 @@ def train(cfg: TrainConfig) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """The command line as a `TrainConfig`: the architecture's registered defaults, then the flags given. A flag the
+    architecture's recipe does not read is refused with a one-line message (exit status 2), never ignored."""
     parser = argparse.ArgumentParser(prog="python -m train", description="Train a genre model on GTZAN-layout data.")
-    parser.add_argument("--model", required=True, choices=list(ARCHITECTURES))
+    parser.add_argument("--model", required=True, choices=list(architectures()))
     parser.add_argument("--data", required=True, help="folder with <genre>/<genre>.NNNNN.<ext> clips")
     parser.add_argument("--out", required=True, help="output folder, e.g. weights/chunk-cnn")
     parser.add_argument("--split-dir", help="folder with {train,valid,test}_filtered.txt (else a random split)")
@@ -240,30 +242,43 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         parser.add_argument("--" + name.replace("_", "-"), type=int)
     for name in ("lr", "weight_decay", "mixup_alpha"):
         parser.add_argument("--" + name.replace("_", "-"), type=float)
-    parser.add_argument(
-        "--no-augment",
-        dest="augment",
-        action="store_false",
-        default=None,
-        help="musicnn-genre: train on clean audio only",
-    )
+    parser.add_argument("--no-augment", dest="augment", action="store_false", default=None,
+                        help="musicnn-genre: train on clean audio only")  # fmt: skip
     parser.add_argument(
         "--refit-on-valid",
         action="store_true",
         default=None,
         help="musicnn-genre: refit the chosen head on train + valid (valid scores reported before)",
     )
-    parser.add_argument(
-        "--unfreeze",
-        choices=list(UNFROZEN),
-        help="musicnn-genre: after the linear probe, fine-tune these pretrained layers with the head",
-    )
+    parser.add_argument("--unfreeze", choices=list(UNFROZEN),
+                        help="musicnn-genre: after the linear probe, fine-tune these pretrained layers with the head "
+                        "(--epochs --batch-size --lr --weight-decay --patience then set that stage)")  # fmt: skip
     parser.add_argument(
         "--classroom-layers",
         choices=list(CLASSROOM_LAYERS),
-        help="musicnn-genre with --classroom-epochs: the backbone layers distillation trains (default all)",
+        help="musicnn-genre with --classroom-epochs: the backbone layers distillation trains",
     )
     parser.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     parser.add_argument("--cache-dir", help="where decoded waveforms are cached (default: .cache/waveforms)")
     args = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
-    return TrainConfig(**{**ARCH_DEFAULTS[args["model"]], **args})
+    entry = architecture(args["model"])
+
+    def refuse(flag: str, why: str) -> None:
+        parser.error(f"--{flag.replace('_', '-')} {why}")
+
+    if entry.recipe == "network":
+        for flag in PROBE_FLAGS:
+            if flag in args:
+                refuse(flag, f"applies to models on a pretrained backbone (musicnn-genre), not {entry.name}")
+        return TrainConfig(**{**NETWORK_DEFAULTS, **entry.training, **args})
+    for flag in NETWORK_FLAGS:
+        if flag in FINETUNE_FLAGS and flag in args and "unfreeze" not in args:
+            refuse(flag, f"applies to {entry.name} only with --unfreeze (the fine-tuning stage); the probe has none")
+        elif flag in args and flag not in FINETUNE_FLAGS:
+            refuse(flag, f"does not apply to {entry.name}: its head is fitted by a linear probe, not on crops")
+    if "classroom_layers" in args and "classroom_epochs" not in args:
+        refuse("classroom_layers", "needs --classroom-epochs")
+    if args.get("refit_on_valid") and ("unfreeze" in args or "classroom_epochs" in args):
+        refuse("refit-on-valid", "refits the linear probe only; leave out --unfreeze and --classroom-epochs with it")
+    finetune = {FINETUNE_FLAGS[f]: args.pop(f) for f in list(args) if f in FINETUNE_FLAGS}
+    return TrainConfig(**{**entry.training, **args, "finetune": finetune})

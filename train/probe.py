@@ -27,6 +27,7 @@ from .metrics import balanced_accuracy, summarize
 
 BACKBONE = MUSICNN_DIR / "model.safetensors"
 WEIGHT_DECAYS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+CPU = torch.device("cpu")
 
 
 def load_backbone(model: MusicnnGenre) -> None:
@@ -37,17 +38,19 @@ def load_backbone(model: MusicnnGenre) -> None:
 
 def penultimate(model: MusicnnGenre, windows: torch.Tensor) -> np.ndarray:
     """(windows, samples) -> the backbone's 200-d features (windows, 200): what the genre head reads."""
-    return model.backbone(model.frontend(windows))[1].numpy()
+    return model.backbone(model.to_logmel(windows))[1].float().cpu().numpy()
 
 
 @torch.inference_mode()
 def window_features(model: MusicnnGenre, waves: list[Waveform], desc: str, cache: Path | None = None,
-                    extract: Callable[[MusicnnGenre, torch.Tensor], np.ndarray] = penultimate):  # fmt: skip
-    """``extract`` of every inference window of every clip, concatenated, and each window's clip index.
-    With ``cache``, results are stored per clip keyed by the audio's content, so reruns skip the backbone."""
-    classifier = GenreClassifier(model, model.config.arch, torch.device("cpu"))
+                    extract: Callable[[MusicnnGenre, torch.Tensor], np.ndarray] = penultimate,
+                    device: torch.device = CPU):  # fmt: skip
+    """``extract`` of every inference window of every clip (run on ``device``), concatenated, and each window's clip
+    index. With ``cache``, results are stored per clip keyed by the audio's content, so reruns skip the backbone."""
+    classifier = GenreClassifier(model, model.config.arch, device)
     backbone = model.backbone  # int8 or float, and the int8 ranges, change the features: part of the key
-    mode = torch.cat([backbone.input_range] + [b.peak_range for b in backbone.frontend]) * backbone.runs_int8
+    ranges = torch.cat([backbone.input_range] + [b.peak_range for b in backbone.frontend]).cpu()
+    mode = ranges * (backbone.int8 is not None and device.type == "cpu")
     feats, owner = [], []
     for i, wave in enumerate(tqdm(waves, desc=desc, unit="clip", leave=False)):
         key = hashlib.sha1(wave.samples.tobytes() + mode.numpy().tobytes()).hexdigest()
@@ -55,7 +58,7 @@ def window_features(model: MusicnnGenre, waves: list[Waveform], desc: str, cache
         if file and file.exists():
             f = np.load(file)
         else:
-            f = extract(model, torch.from_numpy(classifier.all_windows(wave.samples)))
+            f = extract(model, torch.from_numpy(classifier.all_windows(wave.samples)).to(device))
             if file:
                 np.save(file, f)
         feats.append(f)
@@ -64,12 +67,14 @@ def window_features(model: MusicnnGenre, waves: list[Waveform], desc: str, cache
 
 
 @torch.inference_mode()
-def calibrate_int8(model: MusicnnGenre, waves: list[Waveform], every: int = 5) -> None:
+def calibrate_int8(model: MusicnnGenre, waves: list[Waveform], device: torch.device = CPU, every: int = 5) -> None:
     """The backbone's int8 ranges from every ``every``-th window of each training clip (degraded copies included,
-    so microphone input stays in range); everything after this (features, scores, the app) sees int8."""
-    classifier = GenreClassifier(model, model.config.arch, torch.device("cpu"))
-    windows = [torch.from_numpy(classifier.all_windows(w.samples)[::every]) for w in waves]
-    model.backbone.calibrate_int8(torch.cat([model.frontend(w) for w in windows]))
+    so microphone input stays in range), then the int8 front end switched on when training on a CPU: everything
+    after this (features, scores, the app) sees what CPU inference will."""
+    classifier = GenreClassifier(model, model.config.arch, device)
+    windows = [torch.from_numpy(classifier.all_windows(w.samples)[::every]).to(device) for w in waves]
+    model.backbone.calibrate_int8(torch.cat([model.to_logmel(w) for w in windows]))
+    model.backbone.use_int8(device.type == "cpu")
 
 
 @torch.no_grad()
@@ -77,7 +82,7 @@ def clip_probabilities(logits: Callable[[np.ndarray], torch.Tensor], feats: np.n
                        n_clips: int) -> np.ndarray:  # fmt: skip
     """Mean of window softmaxes per clip, as `GenreClassifier` computes it; ``logits`` scores a block of windows'
     features (256 at a time, to bound memory)."""
-    probs = torch.cat([F.softmax(logits(feats[i : i + 256]), dim=-1) for i in range(0, len(feats), 256)]).numpy()
+    probs = torch.cat([F.softmax(logits(feats[i : i + 256]), dim=-1).cpu() for i in range(0, len(feats), 256)]).numpy()
     return np.stack([probs[owner == i].mean(axis=0) for i in range(n_clips)])
 
 
@@ -85,9 +90,10 @@ def _linear(head: nn.Linear) -> Callable[[np.ndarray], torch.Tensor]:
     return lambda feats: head(torch.from_numpy(feats))
 
 
-def fit_logistic(feats: np.ndarray, labels: np.ndarray, weights: np.ndarray, decay: float, seed: int) -> nn.Linear:
+def fit_logistic(feats: np.ndarray, labels: np.ndarray, weights: np.ndarray, decay: float, seed: int,
+                 n_genres: int) -> nn.Linear:  # fmt: skip
     torch.manual_seed(seed)
-    head = nn.Linear(feats.shape[1], 10)
+    head = nn.Linear(feats.shape[1], n_genres)
     x, y, w = torch.from_numpy(feats), torch.from_numpy(labels), torch.from_numpy(weights).float()
     optimizer = torch.optim.Adam(head.parameters(), lr=1e-2, weight_decay=decay)
     for _ in range(400):
@@ -108,11 +114,12 @@ def degraded_copies(waves: list[Waveform], seed: int, bank: int = 0) -> list[Wav
 def balanced_weights(labels: np.ndarray, owner: np.ndarray) -> np.ndarray:
     """Per-window weights: every genre weighs the same, and every clip the same within its genre."""
     clip_labels = np.array([labels[owner == i][0] for i in range(owner.max() + 1)])
-    return 1.0 / (np.bincount(clip_labels, minlength=10)[labels] * np.bincount(owner)[owner])
+    return 1.0 / (np.bincount(clip_labels)[labels] * np.bincount(owner)[owner])
 
 
 def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid: tuple[list[Waveform], list[int]],
-             n_clean: int, seed: int, refit: bool = False, cache: Path | None = None) -> tuple[list, dict]:  # fmt: skip
+             n_clean: int, seed: int, refit: bool = False, cache: Path | None = None,
+             device: torch.device = CPU) -> tuple[list, dict]:  # fmt: skip
     """Fit ``model.head`` in place; returns one history row per weight decay tried and the scores (train, valid,
     valid probabilities) of the chosen head, computed from the features exactly as `GenreClassifier` would.
     ``train`` may hold degraded copies (`degraded_copies`) after its first ``n_clean`` clips; train is scored on
@@ -120,17 +127,17 @@ def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
     model; the returned valid scores are from before the refit, so they stay honest)."""
     load_backbone(model)
     model.eval()
-    calibrate_int8(model, train[0])
+    calibrate_int8(model, train[0], device)
     if cache:
         cache.mkdir(parents=True, exist_ok=True)
     train_waves, y_clip = train[0], np.asarray(train[1])
-    x_train, own_train = window_features(model, train_waves, "features train", cache)
-    x_valid, own_valid = window_features(model, valid[0], "features valid", cache)
+    x_train, own_train = window_features(model, train_waves, "features train", cache, device=device)
+    x_valid, own_valid = window_features(model, valid[0], "features valid", cache, device=device)
     y_train, y_valid_clip = y_clip[own_train], np.asarray(valid[1])
     weights = balanced_weights(y_train, own_train)
     history, best = [], None
     for decay in WEIGHT_DECAYS:
-        head = fit_logistic(x_train, y_train, weights, decay, seed)
+        head = fit_logistic(x_train, y_train, weights, decay, seed, len(model.config.genres))
         pred = clip_probabilities(_linear(head), x_valid, own_valid, len(valid[0])).argmax(axis=1)
         row = {"weight_decay": decay, "valid_accuracy": float((pred == y_valid_clip).mean()),
                "valid_balanced_accuracy": balanced_accuracy(y_valid_clip, pred)}  # fmt: skip
@@ -148,7 +155,7 @@ def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
         x_all = np.concatenate([x_train, x_valid])
         own_all = np.concatenate([own_train, own_valid + own_train.max() + 1])
         y_all = np.concatenate([y_train, y_valid_clip[own_valid]])
-        head = fit_logistic(x_all, y_all, balanced_weights(y_all, own_all), decay, seed)
+        head = fit_logistic(x_all, y_all, balanced_weights(y_all, own_all), decay, seed, len(model.config.genres))
         history.append({"refit_on": "train+valid", "weight_decay": decay})
     model.head[1].load_state_dict(head.state_dict())
     scores["valid_probs"] = clip_probabilities(_linear(head), x_valid, own_valid, len(valid[0]))

@@ -17,7 +17,7 @@ import httpx2  # huggingface_hub 2.x's HTTP client: its transport errors mean no
 from huggingface_hub import HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-from genre_model.models import ModelNotFoundError, load_model
+from genre_model.loading import ModelNotFoundError, load_model
 
 
 class PushError(RuntimeError):

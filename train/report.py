@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from safetensors import safe_open
 
-PAPER = {"seed-cnn": "84% / 68% (random split, test)", "ffnn": "69% / 45% (random split, test)"}
+from genre_model.registry import architecture
+
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -36,7 +37,7 @@ def results_table(weights: Path) -> str:
         rows.append(
             f"| `{config['arch']}` | {n_params:,} | {size_mb:.1f} MB | {_ci(m['train'], 'accuracy')} "
             f"| {_ci(m['valid'], 'accuracy')} | {_ci(m['valid'], 'balanced_accuracy')} "
-            f"| {PAPER.get(config['arch'], '-')} "
+            f"| {architecture(config['arch']).paper or '-'} "
             f"| {m['train_seconds'] / 60:.0f} min ({m['device']}) |"
         )
     return "\n".join(rows)

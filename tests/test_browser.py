@@ -1,0 +1,172 @@
+"""The app in a real browser: Debian's Chromium driven by Playwright, a WAV file as microphone and as shared tab."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+import app
+from genre_model.config import GTZAN_GENRES as GENRES
+from genre_model.loading import DEFAULT_MODEL, WEIGHTS_DIR
+from tests.conftest import chirp, served
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (apt-get install chromium)"),
+]
+
+
+def headline_text(page) -> str:
+    return page.locator("#headline").inner_text()
+
+
+@pytest.mark.parametrize("width", [1400, 390])  # a laptop and a phone
+def test_browser_whole_flow_one_clip_for_every_view(server, write_audio, tmp_path, width):
+    """Example click -> that example's results; upload -> Analyze, Explain and Compare on the same clip without
+    uploading again, nothing stale; a bad file -> one lasting message, outputs cleared, no error badges."""
+    from playwright.sync_api import sync_playwright
+
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    clip = write_audio("browser clip.wav", chirp(6.0))
+    junk = tmp_path / "not music.wav"
+    junk.write_bytes(b"\xff\xd8\xff\xe0" + bytes(30_000))
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": width, "height": 1800})
+        page.goto(server)
+        page.get_by_text("Disco_con_Tutti-Kevin_MacLeod.ogg").click()  # an example analyzes itself
+        page.wait_for_function("() => document.querySelector('#headline')?.innerText.includes('20.0 s analyzed')",
+                               timeout=60_000)  # fmt: skip
+        page.wait_for_selector(".js-plotly-plot .heatmaplayer, .js-plotly-plot image", timeout=30_000)
+        page.screenshot(path=str(shots / f"example-{width}.png"), full_page=True)
+
+        page.get_by_role("tab", name="Explain").click()
+        page.get_by_role("button", name="Explain", exact=True).click()
+        page.wait_for_selector("text=Windows that sounded most like", timeout=60_000)
+        assert page.locator("text=17.0-20.0 s").count() + page.locator("text=-20.0 s").count() > 0  # the 20 s clip
+
+        page.locator("#clip button[aria-label='Clear']").click()
+        page.locator("input[type=file]").first.set_input_files(str(clip))  # a new clip: every view follows it
+        page.wait_for_function("() => document.querySelector('#headline')?.innerText.includes('6.0 s analyzed')",
+                               timeout=60_000)  # fmt: skip
+        assert page.locator("text=Windows that sounded most like").count() == 0  # the old explanation is gone
+        page.get_by_role("button", name="Explain", exact=True).click()
+        page.wait_for_selector("text=Windows that sounded most like", timeout=60_000)
+        assert page.locator("text=-20.0 s").count() == 0
+        page.screenshot(path=str(shots / f"explain-{width}.png"), full_page=True)
+        page.get_by_role("tab", name="Compare").click()
+        page.get_by_role("button", name="Compare", exact=True).click()
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .barlayer').length >= 2",
+                               timeout=60_000)  # fmt: skip
+        page.screenshot(path=str(shots / f"compare-{width}.png"), full_page=True)
+
+        page.locator("#clip button[aria-label='Clear']").click()
+        page.locator("input[type=file]").first.set_input_files(str(junk))
+        page.wait_for_selector("#clip-message >> text=not an audio file", timeout=60_000)
+        page.screenshot(path=str(shots / f"bad-file-{width}.png"), full_page=True)
+        assert page.locator("text=Error").count() == 0  # no error badges
+        assert page.locator("#headline").inner_text().strip() == ""  # no result of the previous clip
+        browser.close()
+
+
+def fake_capture_page(pw, wav: Path):
+    """A page in headless Chromium whose microphone, and whose shared tab's sound, play ``wav``."""
+    browser = pw.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+              f"--use-file-for-fake-audio-capture={wav}"],
+    )  # fmt: skip
+    context = browser.new_context(permissions=["microphone"], viewport={"width": 1400, "height": 1600})
+    return context.new_page()
+
+
+@pytest.fixture
+def fake_mic_browser(tmp_path):
+    """Headless Chromium whose microphone plays a generated music clip."""
+    import soundfile as sf
+    from playwright.sync_api import sync_playwright
+
+    from genre_model.synth import four_on_the_floor
+
+    wav = tmp_path / "mic.wav"
+    sf.write(wav, four_on_the_floor(30.0), 22_050, subtype="PCM_16")
+    with sync_playwright() as pw:
+        yield fake_capture_page(pw, wav)
+
+
+def live_track_settings(page) -> dict:
+    return page.evaluate("() => window.genreCapture.stream.getAudioTracks()[0].getSettings()")
+
+
+def test_browser_recording_runs_the_analysis(server, fake_mic_browser):
+    page = fake_mic_browser
+    page.goto(server)
+    page.get_by_role("button", name="Record audio").first.click()
+    page.get_by_role("button", name="Record", exact=True).first.click()
+    time.sleep(3)
+    settings = live_track_settings(page)  # music as it is: none of the browser's speech processing
+    assert not settings["echoCancellation"] and not settings["noiseSuppression"] and not settings["autoGainControl"]
+    page.get_by_role("button", name="Stop", exact=True).first.click()
+    page.wait_for_selector("text=s analyzed", timeout=60_000)
+
+
+@pytest.mark.parametrize("width", [1400, 390])  # a laptop and a phone
+def test_browser_live_tab_follows_the_microphone(server, fake_mic_browser, tmp_path, width):
+    page = fake_mic_browser
+    page.set_viewport_size({"width": width, "height": 1600})
+    page.goto(server)
+    page.get_by_role("tab", name="Live").click()
+    page.get_by_role("button", name="Microphone", exact=True).click()
+    try:
+        page.wait_for_selector("text=Listening to the microphone", timeout=60_000)
+        page.wait_for_selector("text=covers the last", timeout=60_000)
+    finally:
+        shot = Path(os.environ.get("SCREENSHOT_DIR", tmp_path)) / f"live-{width}.png"
+        page.screenshot(path=str(shot), full_page=True)
+    settings = live_track_settings(page)
+    assert not settings["echoCancellation"] and not settings["noiseSuppression"] and not settings["autoGainControl"]
+    first = page.locator("text=covers the last").first.inner_text()
+    page.wait_for_function(
+        "t => !document.body.innerText.includes(t)", arg=first, timeout=60_000
+    )  # a later update replaced the first one
+    assert page.locator("#live-label dt.text").first.inner_text().strip() in GENRES  # the top genre
+    page.locator("#live-audio button.stop-button").click()
+    page.wait_for_selector("text=Paused", timeout=30_000)
+
+
+def test_browser_live_tab_classifies_this_computers_sound(tmp_path):
+    """The "This computer's sound" button: the shared tab plays the metal example (headless Chromium's fake display
+    capture plays the file as the tab's audio); the default model names it, the timeline fills, Stop pauses."""
+    import soundfile as sf
+    from playwright.sync_api import sync_playwright
+
+    if not (WEIGHTS_DIR / DEFAULT_MODEL / "model.safetensors").exists():
+        pytest.skip(f"weights/{DEFAULT_MODEL} is not there")
+    samples, rate = sf.read(app.EXAMPLES_DIR / "Chaos_God-Muldjord.ogg")
+    wav = tmp_path / "tab.wav"
+    sf.write(wav, samples, rate, subtype="PCM_16")
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    with served(WEIGHTS_DIR / DEFAULT_MODEL) as url, sync_playwright() as pw:
+        page = fake_capture_page(pw, wav)
+        page.goto(url)
+        page.get_by_role("tab", name="Live").click()
+        start = time.perf_counter()
+        page.get_by_role("button", name="This computer's sound").click()
+        page.wait_for_selector("text=Listening to this computer", timeout=60_000)
+        assert page.evaluate("() => window.genreCapture.stream.getVideoTracks().length") == 0  # video dropped
+        top_is = "g => document.querySelector('#live-label dt.text')?.innerText.trim() === g"  # the top genre
+        page.wait_for_function(top_is, arg="metal", timeout=60_000)
+        settled = time.perf_counter() - start
+        page.wait_for_selector("#live-timeline .js-plotly-plot .scatterlayer", timeout=30_000)
+        page.screenshot(path=str(shots / "live-this-computer.png"), full_page=True)
+        assert page.locator("#live-label dt.text").first.inner_text().strip() == "metal"
+        page.locator("#live-audio button.stop-button").click()
+        page.wait_for_selector("text=Paused", timeout=30_000)
+        page.screenshot(path=str(shots / "live-paused.png"), full_page=True)
+    print(f"this computer's sound: metal on the Live label {settled:.1f} s after the click")
