@@ -17,16 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 from gradio import FileData
 
 from genre_model.audio import AUDIO_SUFFIXES, AudioError, Waveform
 from genre_model.explain import OTHERS, explain, verdict
 from genre_model.inference import GenreClassifier, Prediction
-from genre_model.live import LiveListener
 from genre_model.loading import ModelNotFoundError, resolve_model_name
-from genre_model.plots import explanation_figure, prediction_figures, probability_figure, timeline_figure
+from genre_model.plots import explanation_figure, prediction_figures, probability_figure
 from genre_model.registry import architecture, architectures
+from live_view import build_live_tab
 
 log = logging.getLogger("genre-app")
 ROOT = Path(__file__).resolve().parent
@@ -34,18 +33,10 @@ EXAMPLES_DIR = ROOT / "examples"  # CC BY / BY-SA / public-domain excerpts, cred
 PREDICTED = "the predicted genre"
 RUNNER_UP = "the runner-up"
 TAGS_SHOWN = 6
-LIVE_WINDOW_S = 6.0  # audio each live prediction reads
-LIVE_CONTEXT_S = 12.0  # the answer shown averages the predictions of this long
-LIVE_UPDATE_S = 0.9  # new audio between two live predictions
 # the answers are read from the back of a classroom, off a projector
 CSS = ("#live-headline h2, #headline h2 {font-size: 3.2rem; line-height: 1.1;} #live-headline h2 {font-size: 4rem;}"
        " #live-headline, #live-label {font-size: 1.6rem;} #clip-message {color: var(--error-text-color);}")  # fmt: skip
 CAPTURE_JS = (ROOT / "static" / "capture.js").read_text()
-IDLE = "Press **Microphone** or **This computer's sound** to start."
-PAUSED = "**Paused.** Press a button above to listen again."
-LOOPBACK_HOWTO = """**No "This computer's sound" in your browser?** Route the computer's output to an input and
-choose it above. Windows: Sound settings → Recording → enable **Stereo Mix**. macOS: install **BlackHole** and send
-the output to it. Linux: choose **Monitor of …** (PulseAudio/PipeWire)."""
 
 
 class ClipProblem(Exception):
@@ -177,39 +168,6 @@ def summary(models: AppModels, audio) -> dict:
     return {**prediction.to_dict(), "headline": title, "reason": reason, "sure": sure}
 
 
-def level_meter(level_db: float) -> str:
-    """A ten-step text meter from -60 to 0 dBFS."""
-    steps = int(np.clip((level_db + 60) / 6, 0, 10))
-    return "▮" * steps + "▯" * (10 - steps)
-
-
-def live_step(models: AppModels, listener: LiveListener | None, chunk, source: str = "the microphone"):
-    """Live view: add a chunk to the rolling window; about once a second, show the steady reading of the last
-    `LIVE_CONTEXT_S` seconds. Outputs: state, status, headline, label, bars, timeline."""
-    if chunk is None:
-        return listener, *[gr.skip()] * 5
-    listener = listener or LiveListener(models.main.sample_rate, LIVE_WINDOW_S, LIVE_CONTEXT_S)
-    rate, samples = chunk
-    listener.push(rate, samples)
-    needed = models.main.model.config.window_s
-    if listener.heard_s < needed:  # no answer from a fraction of what the model needs
-        return listener, f"Listening to {source}: {listener.heard_s:.0f} of {needed:.0f} s…", *[gr.skip()] * 4
-    # Browsers may send chunks far smaller than stream_every (Gradio 6 sends 0.1 s ones from a mic inside a
-    # tab): keep every chunk, but classify at most once per LIVE_UPDATE_S of new audio.
-    if listener.history and listener.heard_s - listener.history[-1].end_s < LIVE_UPDATE_S:
-        return listener, *[gr.skip()] * 5
-    try:
-        reading = listener.read(models.main)
-    except AudioError:  # silence: say so, keep listening
-        return listener, f"Listening to {source}: nothing to hear yet (silence).", "## …", None, gr.skip(), gr.skip()
-    status = (f"Listening to **{source}** · level {level_meter(reading.level_db)} · the answer covers the last "
-              f"{reading.context_s:.0f} s")  # fmt: skip
-    timeline = timeline_figure(listener.history, models.main.genres, title="")
-    top3 = dict(sorted(reading.probabilities.items(), key=lambda kv: -kv[1])[:3])
-    return (listener, status, f"## {reading.headline}\n{reading.reason}", top3,
-            probability_figure(reading.probabilities, title=""), timeline)  # fmt: skip
-
-
 def example_files(folder: str | Path | None = None) -> list[str]:
     """Audio files in ``folder`` (the user's ``--examples``, else the committed CC excerpts in examples/)."""
     folder = Path(folder or EXAMPLES_DIR)
@@ -271,7 +229,7 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
                 for title in models.compare:
                     with gr.Column(min_width=240):  # four side by side on a laptop screen
                         compare_outputs += [gr.Label(num_top_classes=3, label=title), gr.Plot(show_label=False)]
-        build_live_tab(models)
+        build_live_tab(models.main)
 
         analyze_outputs = [verdict_text, label, bars, waveform, spectrogram, timeline, tags]
         explain_outputs = [explain_note, explain_plot, explain_table, explain_play]
@@ -307,52 +265,6 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
 
         gr.api(classify, api_name="classify")
     return demo
-
-
-def build_live_tab(models: AppModels) -> None:
-    with gr.Tab("Live"):
-        gr.Markdown(
-            "Classify music as it plays, updated every second. **This computer's sound**: what this computer "
-            "plays (a music tab, a player), straight to the model, no room in between; in Chrome or Edge pick "
-            "the tab and tick **Share tab audio** (or share the whole screen with **Share system audio** on "
-            "Windows and ChromeOS). **Microphone**: music from the room. Stop pauses; Reset clears the timeline."
-        )
-        with gr.Row():
-            mic_button = gr.Button("Microphone", variant="primary")
-            computer_button = gr.Button("This computer's sound", variant="primary")
-            reset = gr.Button("Reset")
-        gr.HTML('<span class="capture-note"></span>', elem_id="capture-note")  # static/capture.js writes here
-        source = gr.Textbox("the microphone", visible=False)
-        listener = gr.State(None)
-        mic = gr.Audio(sources=["microphone"], streaming=True, label="Listening", elem_id="live-audio")
-        live_status = gr.Markdown(IDLE)
-        live_headline = gr.Markdown(elem_id="live-headline")
-        live_label = gr.Label(num_top_classes=3, label="Now playing", show_heading=False, elem_id="live-label")
-        with gr.Row():
-            live_bars = gr.Plot(label="Probabilities")
-            live_timeline = gr.Plot(label="Genre over time", elem_id="live-timeline")
-        with gr.Accordion("Microphone input and loopback (other browsers)", open=False):
-            gr.HTML(
-                '<label>Microphone input: <select aria-label="Microphone input"></select></label>', elem_id="live-input"
-            )  # filled by static/capture.js
-            gr.Markdown(LOOPBACK_HOWTO)
-        live_outputs = [listener, live_status, live_headline, live_label, live_bars, live_timeline]
-        for button, kind, label in ((mic_button, "microphone", "the microphone"),
-                                    (computer_button, "computer", "this computer")):  # fmt: skip
-            # static/capture.js picks the source and presses record, inside the user's click
-            button.click(None, None, source, js=f"() => (window.genreCapture.start('{kind}'), '{label}')")
-        mic.stream(
-            lambda state, chunk, src: live_step(models, state, chunk, src),
-            [listener, mic, source],
-            live_outputs,
-            stream_every=1.0,
-            time_limit=3600,
-            concurrency_limit=8,
-            show_progress="hidden",  # a timer over the big answer every second distracts a class
-            api_name="live",
-        )
-        mic.stop_recording(lambda: PAUSED, None, live_status, api_visibility="private")
-        reset.click(lambda: (None, IDLE, "", None, None, None), None, live_outputs, api_visibility="private")
 
 
 def main() -> None:

@@ -79,15 +79,14 @@ def stages(classifier: GenreClassifier, path: Path) -> dict:
 
 
 def live_handler(classifier: GenreClassifier) -> dict:
-    import app
+    import live_view
 
-    models = app.AppModels(classifier, {})
     pcm = (clip_30s(1)[: 22_050 * 20] * 32767).astype(np.int16)
     pcm48 = (load_audio((22_050, pcm), 48_000).samples * 32767).astype(np.int16)
     state, times = None, []
     for i in range(0, len(pcm48), 48_000):
         t0 = time.perf_counter()
-        state, *_ = app.live_step(models, state, (48_000, pcm48[i : i + 48_000]))
+        state, *_ = live_view.live_step(classifier, state, (48_000, pcm48[i : i + 48_000]))
         times.append((time.perf_counter() - t0) * 1000)
     steady = times[6:]  # once the rolling window is full
     return {"per_1s_chunk_p50_ms": round(statistics.median(steady), 1), "p95_ms": round(np.percentile(steady, 95), 1)}

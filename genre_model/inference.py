@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from .audio import AudioInput, Waveform, load_audio
+from .base import GenreNet
 from .loading import load_model, resolve_model_name
-from .models import GenreNet
 
 # Windows per forward pass: bounds memory for long inputs. On a CPU, batches of 16 are as fast per window as bigger
 # ones and keep every tensor small enough for the allocator to reuse freed memory instead of mapping fresh pages

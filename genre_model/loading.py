@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from huggingface_hub import hf_hub_download
 
-from .models import GenreNet
+from .base import GenreNet
 from .registry import architecture
 
 # The committed weights of a checkout (absent from an installed package: pass a folder or a Hub repo id there)

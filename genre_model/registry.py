@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .models import GenreNet
+    from .base import GenreNet
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import app
+import live_view
 from genre_model.config import GTZAN_GENRES as GENRES
 from genre_model.inference import GenreClassifier
 from genre_model.loading import DEFAULT_MODEL, WEIGHTS_DIR
@@ -88,7 +89,7 @@ def test_live_handler_follows_chunks_of_either_source(models, source, rate, make
     audio = make_chunk(noise(5.0, sr=rate))
     state, outputs = None, []
     for i in range(0, len(audio), rate):  # one chunk per second, as stream_every=1.0 sends
-        state, *out = app.live_step(models, state, (rate, audio[i : i + rate]), source)
+        state, *out = live_view.live_step(models.main, state, (rate, audio[i : i + rate]), source)
         outputs.append(out)
     waiting = outputs[0][0]
     assert "1 of 3 s" in waiting and all(isinstance(o, type(gr.skip())) for o in outputs[0][1:])  # no answer yet
@@ -103,11 +104,11 @@ def test_live_handler_follows_chunks_of_either_source(models, source, rate, make
 def test_live_handler_says_silence_and_too_quiet(models):
     state = None
     for _ in range(4):
-        state, status, *_ = app.live_step(models, state, (48_000, np.zeros(48_000, np.int16)))
+        state, status, *_ = live_view.live_step(models.main, state, (48_000, np.zeros(48_000, np.int16)))
     assert "silence" in status
     state = None
     for _ in range(4):  # -66 dBFS: there, but too quiet to tell anything
-        state, status, headline, *_ = app.live_step(models, state, (48_000, (noise(1.0, sr=48_000) * 0.002)))
+        state, status, headline, *_ = live_view.live_step(models.main, state, (48_000, (noise(1.0, sr=48_000) * 0.002)))
     assert "Too quiet" in headline
 
 

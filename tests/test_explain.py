@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
+from genre_model.base import GenreNet
 from genre_model.explain import OTHERS, explain
 from genre_model.inference import GenreClassifier
-from genre_model.models import ChunkCNN, GenreNet
+from genre_model.models import ChunkCNN
 from tests.conftest import SR, noise, tone
 
 HIGH_BAND = slice(100, 110)  # about 5.3-6.9 kHz on the 128-band grid

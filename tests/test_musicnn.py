@@ -120,7 +120,7 @@ def relevance(grad: torch.Tensor, logmel: torch.Tensor) -> np.ndarray:
 
 
 def test_sparse_front_end_gradient_equals_autograd(calibrated):
-    from genre_model.models import GenreNet, weighted_logits
+    from genre_model.base import GenreNet, weighted_logits
 
     model, logmels = calibrated
     with switched_int8(model, False):  # the float network, whose gradient autograd gives exactly

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from genre_model.base import GenreNet
 from genre_model.config import ModelConfig
 from genre_model.inference import GenreClassifier
-from genre_model.models import GenreNet
 from genre_model.registry import ARCHITECTURES, architectures, build_model, register
 from tests.conftest import GENRES3, tone
 
@@ -36,6 +36,7 @@ def toy():
     ARCHITECTURES.pop("toy-mean")
 
 
+@pytest.mark.slow
 def test_a_registered_toy_trains_saves_loads_predicts_and_reports(toy, tiny_dataset, tmp_path):
     from train.fit import parse_args, train
     from train.report import results_table

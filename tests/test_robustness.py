@@ -22,6 +22,7 @@ print(wave.analyzed_s, wave.duration_s, peak_kb // 1024)
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from Linux /proc")
+@pytest.mark.slow
 def test_hour_long_file_is_cut_and_memory_stays_bounded(tmp_path):
     path = tmp_path / "hour.wav"
     block = (noise(60.0, sr=44_100) * 32767).astype(np.int16)

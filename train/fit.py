@@ -16,9 +16,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from genre_model.audio import Waveform
+from genre_model.base import GenreNet
 from genre_model.explain import calibrate_entropy_threshold
 from genre_model.inference import GenreClassifier, pick_device
-from genre_model.models import GenreNet, MusicnnGenre
+from genre_model.models import MusicnnGenre
 from genre_model.registry import architecture, architectures, build_model
 
 from .classroom import TRAINED as CLASSROOM_LAYERS

@@ -72,6 +72,7 @@ def test_a_phone_loses_the_bass_and_noise_sets_the_snr():
     assert 2 < residual_snr_db(quiet, noisy) < 9
 
 
+@pytest.mark.slow
 def test_evaluate_classroom_and_grid_on_generated_audio(random_model_dir, tmp_path):
     for genre, make in (("classical", waltz), ("disco", four_on_the_floor)):
         (tmp_path / genre).mkdir()

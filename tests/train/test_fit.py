@@ -11,6 +11,8 @@ from genre_model.models import MUSICNN_DIR
 from tests.conftest import GENRES3, SHARED, chirp, needs_shared, noise, tone
 from train.fit import parse_args, train
 
+pytestmark = pytest.mark.slow  # every test here trains a model
+
 
 def test_training_end_to_end_then_evaluate(tiny_dataset, tmp_path):
     out = tmp_path / "model"

@@ -38,6 +38,7 @@ def test_flags_that_apply_reach_the_stage_that_reads_them():
     assert probe.epochs is None and probe.device == "cpu"  # the probe reads neither epochs nor crops
 
 
+@pytest.mark.slow
 def test_fine_tuning_flags_change_the_fine_tuning(tiny_dataset, tmp_path):
     from tests.train.test_fit import musicnn_args, needs_musicnn
     from train.fit import train
