@@ -93,7 +93,7 @@ def live_handler(classifier: GenreClassifier) -> dict:
 
 
 def training_step_seconds(arch: str, batch_size: int, steps_per_epoch: int) -> dict:
-    from train.fit import train_step
+    from train.network import train_step
 
     torch.manual_seed(0)
     model = build_model(arch).train()

@@ -55,6 +55,12 @@ class Processes:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def mean(self, total_and_count: torch.Tensor) -> float:
+        """Sum of (total, count) pairs over all ranks -> total / count."""
+        if self.distributed:
+            dist.all_reduce(total_and_count)
+        return float(total_and_count[0] / total_and_count[1])
+
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()

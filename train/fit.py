@@ -3,34 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from tqdm import tqdm
 
 from genre_model.audio import Waveform
-from genre_model.base import GenreNet
 from genre_model.explain import calibrate_entropy_threshold
-from genre_model.inference import GenreClassifier, pick_device
+from genre_model.inference import pick_device
 from genre_model.models import MusicnnGenre
 from genre_model.registry import architecture, architectures, build_model
 
 from .classroom import TRAINED as CLASSROOM_LAYERS
 from .classroom import ClassroomConfig, classroom_finetune
 from .data import Clip, WaveformCache, genre_counts, genres_of, scan_dataset, split_clips
+from .distributed import Processes, start, stop
 from .finetune import UNFROZEN, FinetuneConfig, finetune
-from .metrics import summarize
+from .network import evaluate_clips, fit_network
 from .probe import degraded_copies, fit_head
 
 # Which flags each recipe (`genre_model.registry.Architecture.recipe`) reads; any other given flag is refused.
-NETWORK_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "crops_per_clip", "mixup_alpha", "patience")
+NETWORK_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "crops_per_clip", "mixup_alpha", "patience", "resume")
 PROBE_FLAGS = ("augment", "refit_on_valid", "unfreeze", "classroom_epochs", "classroom_layers")
 NETWORK_DEFAULTS = dict(epochs=40, batch_size=32, lr=1e-3, weight_decay=1e-2, crops_per_clip=1, mixup_alpha=0.0,
                         patience=10)  # under each architecture's registered `training` defaults  # fmt: skip
@@ -61,97 +57,7 @@ class TrainConfig:
     finetune: dict = field(default_factory=dict)  # musicnn-genre with unfreeze: FinetuneConfig fields given as flags
     classroom_epochs: int = 0  # musicnn-genre: then distil into a classroom-robust model (classroom.py); 0 = off
     classroom_layers: str = "all"  # which backbone layers the distillation trains (classroom.TRAINED)
-
-
-def random_crops(waves: list[Waveform], idx: np.ndarray, n_samples: int, rng: np.random.Generator) -> torch.Tensor:
-    """One random ``n_samples`` crop per chosen clip, zero-padded when the clip is shorter."""
-    out = np.zeros((len(idx), n_samples), dtype=np.float32)
-    for row, i in enumerate(idx):
-        samples = waves[i].samples
-        start = rng.integers(0, max(1, len(samples) - n_samples + 1))
-        chunk = samples[start : start + n_samples]
-        out[row, : len(chunk)] = chunk
-    return torch.from_numpy(out)
-
-
-def train_step(model: GenreNet, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
-    """One optimisation step on waveforms ``x`` (batch, samples) with soft targets ``y`` (batch, genres)."""
-    loss = torch.sum(-y * F.log_softmax(model(x), dim=-1), dim=-1).mean()
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
-
-
-def evaluate_clips(
-    model: GenreNet, waves: list[Waveform], labels: list[int], device: torch.device
-) -> tuple[dict, float, np.ndarray]:
-    """Clip-level scores (windows averaged exactly as at inference), mean clip log-loss, probabilities."""
-    classifier = GenreClassifier(model, model.config.arch, device)
-    probs = []
-    for start in range(0, len(waves), 32):  # bounded memory: 32 clips of windows at a time
-        probs += [list(p.probabilities.values()) for p in classifier.predict_many(waves[start : start + 32])]
-    probs = np.asarray(probs)
-    loss = float(-np.mean(np.log(probs[np.arange(len(labels)), labels] + 1e-9)))
-    return summarize(labels, probs.argmax(axis=1).tolist(), model.config.genres), loss, probs
-
-
-def fit_network(model: GenreNet, cfg: TrainConfig, train_waves: list[Waveform], train_labels: list[int],
-                valid_waves: list[Waveform], valid_labels: list[int], device: torch.device,
-                rng: np.random.Generator) -> tuple[list[dict], int]:  # fmt: skip
-    """Train the whole network on random crops; leaves ``model`` at its best valid epoch."""
-    genres = model.config.genres
-    # balanced sampling: every genre is drawn equally often whatever its clip count
-    freq = np.bincount(train_labels, minlength=len(genres))
-    weights = 1.0 / freq[train_labels]
-    weights /= weights.sum()
-    steps = max(1, math.ceil(len(train_waves) * cfg.crops_per_clip / cfg.batch_size))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps)
-    labels_t = torch.tensor(train_labels)
-    t_start = time.perf_counter()
-
-    history, best, best_state, since_best, best_epoch = [], None, None, 0, 0
-    for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"training {cfg.model}", unit="epoch"):
-        model.train()
-        running, seen = 0.0, 0
-        for _ in range(steps):
-            idx = rng.choice(len(train_waves), size=cfg.batch_size, p=weights)
-            x = random_crops(train_waves, idx, model.config.window_samples, rng).to(device)
-            y = F.one_hot(labels_t[idx], len(genres)).float().to(device)
-            if cfg.mixup_alpha > 0:
-                lam = float(rng.beta(cfg.mixup_alpha, cfg.mixup_alpha))
-                perm = torch.from_numpy(rng.permutation(len(idx))).to(device)
-                x, y = lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
-            loss = train_step(model, optimizer, x, y)
-            schedule.step()
-            running, seen = running + loss * len(idx), seen + len(idx)
-
-        scores, valid_loss, _ = evaluate_clips(model, valid_waves, valid_labels, device)
-        row = {
-            "epoch": epoch,
-            "train_loss": running / seen,
-            "valid_loss": valid_loss,
-            "valid_accuracy": scores["accuracy"],
-            "valid_balanced_accuracy": scores["balanced_accuracy"],
-            "seconds": time.perf_counter() - t_start,
-        }
-        history.append(row)
-        tqdm.write(
-            f"epoch {epoch:3d}  train loss {row['train_loss']:.3f}  valid loss {valid_loss:.3f}  "
-            f"acc {scores['accuracy']:.1%}  balanced {scores['balanced_accuracy']:.1%}"
-        )
-        key = (scores["balanced_accuracy"], -valid_loss)
-        if best is None or key > best:
-            best, best_state, since_best = key, copy.deepcopy(model.state_dict()), 0
-            best_epoch = epoch
-        else:
-            since_best += 1
-            if since_best >= cfg.patience:
-                tqdm.write(f"early stop: no better valid score for {cfg.patience} epochs")
-                break
-    model.load_state_dict(best_state)
-    return history, best_epoch
+    resume: bool = False  # network recipe: continue from the checkpoint in ``out`` (train.network)
 
 
 def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Waveform], list[int]],
@@ -175,12 +81,25 @@ def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Wave
 
 
 def train(cfg: TrainConfig) -> dict:
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    device = pick_device(cfg.device)
+    """Train, evaluate and save into ``cfg.out`` (on rank 0 under torchrun); returns the metrics (on every rank)."""
+    procs = start()
+    if not procs.is_main:
+        os.environ["TQDM_DISABLE"] = "1"  # one set of progress bars: rank 0's
+    try:
+        return _train(cfg, procs)
+    finally:
+        stop(procs)
+
+
+def _train(cfg: TrainConfig, procs: Processes) -> dict:
+    if procs.distributed and architecture(cfg.model).recipe != "network":
+        raise SystemExit(f"error: {cfg.model} trains in one process for now; run it without torchrun.")
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+    device = procs.device(cfg.device) or pick_device(cfg.device)
     splits, missing = split_clips(scan_dataset(cfg.data), cfg.split_dir, cfg.seed)
     genres = genres_of(splits["train"] + splits["valid"])  # the data's labels, not a constant
     model = build_model(cfg.model, genres=genres).to(device)
+    torch.manual_seed(cfg.seed + procs.rank)  # dropout and augmentation: each rank its own draws
     sr = model.config.sample_rate
 
     cache = WaveformCache(cfg.cache_dir)
@@ -193,14 +112,18 @@ def train(cfg: TrainConfig) -> dict:
     train_labels = [genres.index(c.genre) for c in train_clips]
     valid_labels = [genres.index(c.genre) for c in valid_clips]
     counts = {name: genre_counts(data[name][0]) for name in data}
-    print(f"clips: train {len(train_waves)}, valid {len(valid_clips)}; listed but absent: {missing}")
+    if procs.is_main:
+        print(f"clips: train {len(train_waves)}, valid {len(valid_clips)}; listed but absent: {missing}")
 
     t0 = time.perf_counter()
     if architecture(cfg.model).recipe == "probe":  # pretrained backbone: fit the genre head on cached features first
         history, scores = fit_pretrained(model, cfg, (train_waves, train_labels), (valid_waves, valid_labels), device)
         best_epoch = history[-1].get("best_epoch", 0)  # 0: the probe, no fine-tuning epoch
     else:
-        history, best_epoch = fit_network(model, cfg, train_waves, train_labels, valid_waves, valid_labels, device, rng)
+        history, best_epoch = fit_network(model, cfg, (train_waves, train_labels), (valid_waves, valid_labels), device,
+                                          procs)  # fmt: skip
+        if not procs.is_main:
+            return {"history": history, "best_epoch": best_epoch}
         scores = {"train": evaluate_clips(model, train_waves, train_labels, device)[0]}
         scores["valid"], _, scores["valid_probs"] = evaluate_clips(model, valid_waves, valid_labels, device)
     train_seconds = time.perf_counter() - t0
@@ -211,6 +134,7 @@ def train(cfg: TrainConfig) -> dict:
         "model": cfg.model,
         "config": asdict(cfg),
         "device": str(device),
+        "world_size": procs.world_size,
         "clips": counts,
         "listed_but_absent": missing,
         "best_epoch": best_epoch,
@@ -259,7 +183,13 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         choices=list(CLASSROOM_LAYERS),
         help="musicnn-genre with --classroom-epochs: the backbone layers distillation trains",
     )
-    parser.add_argument("--device", help="cpu, cuda, mps (default: best available)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        default=None,
+        help="continue an interrupted run from the checkpoint in --out (networks trained from scratch)",
+    )
+    parser.add_argument("--device", help="cpu, cuda, mps (default: best available; under torchrun each rank's GPU)")
     parser.add_argument("--cache-dir", help="where decoded waveforms are cached (default: .cache/waveforms)")
     args = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
     entry = architecture(args["model"])
@@ -276,7 +206,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         if flag in FINETUNE_FLAGS and flag in args and "unfreeze" not in args:
             refuse(flag, f"applies to {entry.name} only with --unfreeze (the fine-tuning stage); the probe has none")
         elif flag in args and flag not in FINETUNE_FLAGS:
-            refuse(flag, f"does not apply to {entry.name}: its head is fitted by a linear probe, not on crops")
+            refuse(
+                flag, f"does not apply to {entry.name}: its head is fitted by a linear probe, not by epochs of crops"
+            )
     if "classroom_layers" in args and "classroom_epochs" not in args:
         refuse("classroom_layers", "needs --classroom-epochs")
     if args.get("refit_on_valid") and ("unfreeze" in args or "classroom_epochs" in args):

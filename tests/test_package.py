@@ -1,0 +1,44 @@
+"""``pip install .`` gives the `genre_model` package and the ``genre-model`` command, usable from any directory."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from genre_model.loading import WEIGHTS_DIR
+from tests.conftest import chirp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_pip_install_gives_a_working_genre_model_command(tmp_path, write_audio):
+    target = tmp_path / "site"
+    install = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "--no-build-isolation",
+        "--target",
+        str(target),
+        str(ROOT),
+    ]  # fmt: skip  (dependencies: this environment's, already installed)
+    subprocess.run(install, check=True, capture_output=True, timeout=300)
+    assert (target / "genre_model" / "inference.py").is_file() and not (target / "train").exists()
+    clip = write_audio("elsewhere.wav", chirp(4.0))
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    command = [str(target / "bin" / "genre-model"), "predict", "--json", "--model", str(WEIGHTS_DIR / "chunk-cnn"),
+               str(clip)]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stdout)
+    assert line["file"] == str(clip) and line["genre"] in line["probabilities"]
+    loaded_from = subprocess.run([sys.executable, "-c", "import genre_model; print(genre_model.__file__)"],
+                                 cwd=tmp_path, env=env, capture_output=True, text=True).stdout  # fmt: skip
+    assert loaded_from.startswith(str(target))  # the installed copy, not the checkout
