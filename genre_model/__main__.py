@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from .audio import AudioError
+from .audio import AUDIO_SUFFIXES, AudioError
+from .distributed import Processes, start, stop
 from .inference import GenreClassifier, Prediction
 
 
@@ -17,34 +19,61 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="genre-model", description="Classify music by genre.")
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="classify audio files")
-    predict.add_argument("files", nargs="+", metavar="FILE")
+    predict.add_argument("files", nargs="+", metavar="FILE", help="audio files, or folders of them (searched in depth)")
     predict.add_argument(
         "--model", default=None, help="model folder, Hub repo id or architecture (default: weights/musicnn-genre)"
     )
-    predict.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    predict.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available; torchrun: each GPU)")
     predict.add_argument("--json", action="store_true", help="one JSON object per file per line")
     args = parser.parse_args(argv)
-
+    procs = start()  # under torchrun: the files are split by rank, rank 0 writes every line in input order
     try:
-        classifier = GenreClassifier.from_pretrained(args.model, device=args.device)
+        return _predict(args, procs)
+    finally:
+        stop(procs)
+
+
+def audio_files(paths: list[str]) -> list[str]:
+    """``paths`` with each folder replaced by the audio files under it (sorted); other paths kept as given."""
+    files = []
+    for path in paths:
+        folder = Path(path)
+        if folder.is_dir():
+            files += sorted(str(f) for f in folder.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file())
+        else:
+            files.append(path)
+    return files
+
+
+def _predict(args: argparse.Namespace, procs: Processes) -> int:
+    try:
+        classifier = GenreClassifier.from_pretrained(args.model, device=procs.device(args.device) or args.device)
     except Exception as err:  # noqa: BLE001 - missing folder, unknown repo, no network: one line, no traceback
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"error: cannot load model: {reason}", file=sys.stderr)
         return 2
-
-    failed = 0
-    for path in args.files:
-        try:
-            prediction = classifier.predict(path)
-        except Exception as err:  # noqa: BLE001 - one bad file must not stop the others or print a traceback
-            failed += 1
-            message = (
-                str(err) if isinstance(err, AudioError) else f"could not classify this file ({type(err).__name__})"
-            )
-            _emit({"file": path, "error": message} if args.json else f"{path}: error: {message}", sys.stdout)
-            continue
-        _emit(_as_json(path, prediction) if args.json else _as_row(path, prediction), sys.stdout)
+    files = audio_files(args.files)
+    lines = [_line(classifier, path, args.json, not procs.distributed) for path in procs.shard(files)]
+    if procs.distributed:  # every line at the end, in order; one process prints as it goes
+        lines = procs.gather(lines)
+        if procs.is_main:
+            for line, _ in lines:
+                _emit(line, sys.stdout)
+    failed = sum(not ok for _, ok in lines)
     return 1 if failed else 0
+
+
+def _line(classifier: GenreClassifier, path: str, as_json: bool, alone: bool) -> tuple[dict | str, bool]:
+    """The output line for one file and whether it was classified; printed at once when running ``alone``."""
+    try:
+        prediction = classifier.predict(path)
+        line, ok = (_as_json(path, prediction) if as_json else _as_row(path, prediction)), True
+    except Exception as err:  # noqa: BLE001 - one bad file must not stop the others or print a traceback
+        message = str(err) if isinstance(err, AudioError) else f"could not classify this file ({type(err).__name__})"
+        line, ok = ({"file": path, "error": message} if as_json else f"{path}: error: {message}"), False
+    if alone:
+        _emit(line, sys.stdout)
+    return line, ok
 
 
 def _as_json(path: str, p: Prediction) -> dict:

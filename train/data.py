@@ -1,9 +1,16 @@
-"""GTZAN-layout datasets: find the clips, split them, and cache their decoded waveforms on disk."""
+"""GTZAN-layout datasets: find the clips, split them, and cache their decoded waveforms on disk.
+
+    python -m train.data pack --data DIR [--split-dir DIR] --out SHARDS [--clips-per-shard 256]
+
+writes the splits as tar shards (`train.shards`) that ``python -m train --data SHARDS`` reads.
+"""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import math
+import os
 import random
 import re
 from collections import Counter
@@ -104,7 +111,7 @@ class WaveformCache:
             samples = np.load(file)
         else:
             samples = load_audio(clip.path, sample_rate).samples
-            tmp = file.with_suffix(".tmp.npy")
+            tmp = file.with_name(f"{file.stem}.{os.getpid()}.tmp.npy")  # own name: ranks may decode the same clip
             np.save(tmp, samples)
             tmp.replace(file)  # atomic: an interrupted run never leaves a half-written entry
         seconds = len(samples) / sample_rate
@@ -120,3 +127,27 @@ class WaveformCache:
             except AudioError as err:
                 tqdm.write(f"skipping {clip.path.name}: {err}")
         return kept, waves
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.data", description="Dataset tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    pack = commands.add_parser("pack", help="write a GTZAN-layout folder's splits as tar shards")
+    pack.add_argument("--data", required=True, help="folder with <genre>/<genre>.NNNNN.<ext> clips")
+    pack.add_argument("--split-dir", help="folder with {train,valid,test}_filtered.txt (else a random split)")
+    pack.add_argument("--out", required=True, help="where the shards go: <split>-NNNNNN.tar")
+    pack.add_argument("--clips-per-shard", type=int, default=256)
+    pack.add_argument("--seed", type=int, default=0, help="of the random split")
+    args = parser.parse_args(argv)
+    from .shards import write_shards
+
+    splits, missing = split_clips(scan_dataset(args.data), args.split_dir, args.seed)
+    for name, clips in splits.items():
+        if clips:
+            written = write_shards(clips, args.out, name, args.clips_per_shard)
+            print(f"{name}: {len(clips)} clips in {len(written)} shard(s); listed but absent: {missing[name]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partialmethod
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from genre_model.audio import Waveform
+from genre_model.distributed import Processes, start, stop
 from genre_model.explain import calibrate_entropy_threshold
 from genre_model.inference import pick_device
 from genre_model.models import MusicnnGenre
@@ -20,10 +22,10 @@ from genre_model.registry import architecture, architectures, build_model
 from .classroom import TRAINED as CLASSROOM_LAYERS
 from .classroom import ClassroomConfig, classroom_finetune
 from .data import Clip, WaveformCache, genre_counts, genres_of, scan_dataset, split_clips
-from .distributed import Processes, start, stop
 from .finetune import UNFROZEN, FinetuneConfig, finetune
-from .network import evaluate_clips, fit_network
+from .network import CHECKPOINT, evaluate_clips, fit_network
 from .probe import degraded_copies, fit_head
+from .shards import is_shard_folder, load_split, split_genres
 
 # Which flags each recipe (`genre_model.registry.Architecture.recipe`) reads; any other given flag is refused.
 NETWORK_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "crops_per_clip", "mixup_alpha", "patience", "resume")
@@ -83,8 +85,8 @@ def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Wave
 def train(cfg: TrainConfig) -> dict:
     """Train, evaluate and save into ``cfg.out`` (on rank 0 under torchrun); returns the metrics (on every rank)."""
     procs = start()
-    if not procs.is_main:
-        os.environ["TQDM_DISABLE"] = "1"  # one set of progress bars: rank 0's
+    if not procs.is_main:  # one set of progress bars: rank 0's
+        tqdm.__init__ = partialmethod(tqdm.__init__, disable=True)
     try:
         return _train(cfg, procs)
     finally:
@@ -96,15 +98,24 @@ def _train(cfg: TrainConfig, procs: Processes) -> dict:
         raise SystemExit(f"error: {cfg.model} trains in one process for now; run it without torchrun.")
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     device = procs.device(cfg.device) or pick_device(cfg.device)
-    splits, missing = split_clips(scan_dataset(cfg.data), cfg.split_dir, cfg.seed)
-    genres = genres_of(splits["train"] + splits["valid"])  # the data's labels, not a constant
+    packed = is_shard_folder(cfg.data)  # tar shards (python -m train.data pack), else a GTZAN-layout folder
+    if packed:
+        if cfg.split_dir:
+            raise SystemExit(
+                "error: --split-dir does not apply to shards: `python -m train.data pack` fixed the split."
+            )
+        missing, genres = {}, split_genres(cfg.data)
+    else:
+        splits, missing = split_clips(scan_dataset(cfg.data), cfg.split_dir, cfg.seed)
+        genres = genres_of(splits["train"] + splits["valid"])  # the data's labels, not a constant
     model = build_model(cfg.model, genres=genres).to(device)
     torch.manual_seed(cfg.seed + procs.rank)  # dropout and augmentation: each rank its own draws
     sr = model.config.sample_rate
 
     cache = WaveformCache(cfg.cache_dir)
     data: dict[str, tuple[list[Clip], list[Waveform]]] = {
-        name: cache.load_all(splits[name], sr, f"decoding {name}") for name in ("train", "valid")
+        name: load_split(cfg.data, name, sr) if packed else cache.load_all(splits[name], sr, f"decoding {name}")
+        for name in ("train", "valid")
     }
     (train_clips, train_waves), (valid_clips, valid_waves) = data["train"], data["valid"]
     if not train_clips or not valid_clips:
@@ -148,6 +159,7 @@ def _train(cfg: TrainConfig, procs: Processes) -> dict:
     (out / "README.md").unlink(missing_ok=True)  # save_pretrained keeps an existing card: replace it
     model.cpu().save_pretrained(out, model_card_kwargs={"metrics": metrics})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / CHECKPOINT).unlink(missing_ok=True)  # finished: the saved model is the result
     print(
         f"saved {out}: train acc {scores['train']['accuracy']:.1%}, valid acc {metrics['valid']['accuracy']:.1%} "
         f"(balanced {metrics['valid']['balanced_accuracy']:.1%}), best epoch {best_epoch}, {train_seconds:.0f} s"
@@ -160,7 +172,11 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     architecture's recipe does not read is refused with a one-line message (exit status 2), never ignored."""
     parser = argparse.ArgumentParser(prog="python -m train", description="Train a genre model on GTZAN-layout data.")
     parser.add_argument("--model", required=True, choices=list(architectures()))
-    parser.add_argument("--data", required=True, help="folder with <genre>/<genre>.NNNNN.<ext> clips")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="folder with <genre>/<genre>.NNNNN.<ext> clips, or of tar shards (python -m train.data pack)",
+    )
     parser.add_argument("--out", required=True, help="output folder, e.g. weights/chunk-cnn")
     parser.add_argument("--split-dir", help="folder with {train,valid,test}_filtered.txt (else a random split)")
     for name in ("epochs", "batch_size", "crops_per_clip", "patience", "seed", "classroom_epochs"):

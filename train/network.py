@@ -22,9 +22,9 @@ from tqdm import tqdm
 
 from genre_model.audio import Waveform
 from genre_model.base import GenreNet
+from genre_model.distributed import Processes
 from genre_model.inference import GenreClassifier
 
-from .distributed import Processes
 from .metrics import summarize
 
 CHECKPOINT = "checkpoint.pt"

@@ -68,3 +68,27 @@ def test_real_split_lists_match_the_shared_clips():
     splits, missing = split_clips(clips, SHARED / "gtzan" / "splits")
     assert len(splits["train"]) > 300 and len(splits["valid"]) > 100 and splits["test"] == []
     assert missing["test"] == 290
+
+
+def test_pack_writes_shards_that_stream_decode_in_workers_and_train(tiny_dataset, tmp_path):
+    import tarfile
+
+    from train.data import main as data_main
+    from train.fit import parse_args, train
+    from train.shards import load_split, shard_files, split_genres
+
+    shards = tmp_path / "shards"
+    assert data_main(["pack", "--data", str(tiny_dataset), "--out", str(shards), "--clips-per-shard", "5"]) == 0
+    train_shards = shard_files(shards, "train")
+    assert len(train_shards) == 4  # 18 train clips, 5 a shard
+    with tarfile.open(train_shards[0]) as tar:
+        names = tar.getnames()
+    assert names[:2] == ["blues.00000.wav", "blues.00000.json"]  # audio and metadata side by side, the bytes as given
+    assert split_genres(shards) == ["blues", "classical", "metal"]
+    clips, waves = load_split(shards, "train", 16_000, workers=2)  # two DataLoader workers decode
+    direct = scan_dataset(tiny_dataset)
+    assert [c.id for c in clips] == sorted(c.id for c in split_clips(direct)[0]["train"])
+    assert all(w.sample_rate == 16_000 and len(w.samples) == 48_000 for w in waves)
+    metrics = train(parse_args(["--model", "ffnn", "--data", str(shards), "--out", str(tmp_path / "m"), "--epochs",
+                                "1", "--batch-size", "4", "--device", "cpu"]))  # fmt: skip
+    assert metrics["clips"]["train"] == {"blues": 6, "classical": 6, "metal": 6}

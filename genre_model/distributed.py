@@ -1,4 +1,5 @@
-"""One process or many: what training and batch prediction need from ``torch.distributed``.
+"""One process or many: what training (``python -m train``) and batch prediction (``genre-model predict``) need
+from ``torch.distributed``.
 
 Launched by ``torchrun --nproc_per_node N ...`` (or ``--nnodes``), each process finds RANK, WORLD_SIZE and LOCAL_RANK
 in its environment; `start` joins the process group (NCCL on CUDA, else gloo). Launched plainly, nothing is set and

@@ -1,0 +1,135 @@
+"""torch.distributed on this CPU: gloo, 2 processes, generated data (`train.network`, `genre_model.distributed`)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from genre_model.audio import load_audio
+from genre_model.distributed import start, stop
+from tests.conftest import GENRES3, chirp, noise, tone
+from tests.test_registry import ToyMean
+from train.fit import TrainConfig
+from train.network import CHECKPOINT, fit_network
+
+pytestmark = pytest.mark.slow
+TORCHRUN = Path(sys.executable).parent / "torchrun"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _data(root: Path) -> tuple[tuple[list, list[int]], tuple[list, list[int]]]:
+    waves = [load_audio(p, 22_050) for genre in GENRES3 for p in sorted((root / genre).glob("*.wav"))]
+    labels = [g for g in range(3) for _ in range(8)]
+    return (waves[::2], labels[::2]), (waves[1::2], labels[1::2])
+
+
+def _fit(rank: int, world: int, port: int, root: Path, out: Path, batch: int, epochs: int, resume: bool = False):
+    """One rank (or a lone process): a seeded ToyMean fitted by `fit_network`; saves its final weights."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))  # fmt: skip
+    torch.set_num_threads(1)
+    procs = start()
+    torch.manual_seed(0)
+    model = ToyMean(replace(ToyMean.default_config(), genres=GENRES3))
+    cfg = TrainConfig(model="toy-mean", data=str(root), out=str(out), epochs=epochs, batch_size=batch, lr=1e-2,
+                      weight_decay=0.0, crops_per_clip=2, mixup_alpha=0.2, patience=10, resume=resume)  # fmt: skip
+    fit_network(model, cfg, *_data(root), torch.device("cpu"), procs)
+    torch.save(model.state_dict(), out / f"rank{rank}.pt")
+    stop(procs)
+
+
+def _last_epoch_weights(out: Path) -> dict:
+    return torch.load(out / CHECKPOINT, weights_only=True)["model"]
+
+
+def test_two_processes_match_one_with_twice_the_batch_and_end_identical(tiny_dataset, tmp_path):
+    mp.spawn(_fit, args=(2, _free_port(), tiny_dataset, tmp_path / "two", 2, 3), nprocs=2)
+    _fit(0, 1, _free_port(), tiny_dataset, (tmp_path / "one"), 4, 3)
+    two, one = _last_epoch_weights(tmp_path / "two"), _last_epoch_weights(tmp_path / "one")
+    rank1 = torch.load(tmp_path / "two" / "rank1.pt", weights_only=True)  # rank 1 never reloads a best epoch
+    for name in two:
+        torch.testing.assert_close(rank1[name], two[name], rtol=0, atol=0)  # both ranks: the same weights
+        torch.testing.assert_close(two[name], one[name], rtol=1e-5, atol=1e-6)  # 2 x b == 1 x 2b
+    assert not torch.equal(two["head.weight"], ToyMean(ToyMean.default_config()).head.weight)  # it did train
+
+
+def test_resume_continues_where_an_interrupted_run_stopped(tiny_dataset, tmp_path, monkeypatch):
+    import train.network
+
+    _fit(0, 1, _free_port(), tiny_dataset, tmp_path / "straight", 4, 3)
+    evaluate = train.network._evaluate_epoch
+
+    def interrupted(model, cfg, valid, device, run, epoch, *rest):
+        if epoch == 3:
+            raise KeyboardInterrupt  # as if stopped during epoch 3: the checkpoint holds epoch 2
+        return evaluate(model, cfg, valid, device, run, epoch, *rest)
+
+    monkeypatch.setattr(train.network, "_evaluate_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(0, 1, _free_port(), tiny_dataset, tmp_path / "resumed", 4, 3)
+    assert torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=True)["epoch"] == 2
+    monkeypatch.setattr(train.network, "_evaluate_epoch", evaluate)
+    _fit(0, 1, _free_port(), tiny_dataset, tmp_path / "resumed", 4, 3, resume=True)
+    resumed, straight = _last_epoch_weights(tmp_path / "resumed"), _last_epoch_weights(tmp_path / "straight")
+    for name in straight:
+        torch.testing.assert_close(resumed[name], straight[name], rtol=0, atol=0)
+    assert [h["epoch"] for h in torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=True)["history"]] == [
+        1,
+        2,
+        3,
+    ]
+
+
+def test_torchrun_trains_chunk_cnn_into_the_usual_folder(tiny_dataset, tmp_path):
+    from genre_model.inference import GenreClassifier
+
+    out = tmp_path / "ddp"
+    command = [str(TORCHRUN), "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m", "train", "--model",
+               "chunk-cnn", "--data", str(tiny_dataset), "--epochs", "1", "--batch-size", "4", "--out", str(out),
+               "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env=env, cwd=Path(__file__).parents[2]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["epochs_run"] == 1
+    assert {p.name for p in out.iterdir()} >= {"config.json", "model.safetensors", "metrics.json", "README.md"}
+    assert not (out / CHECKPOINT).exists()  # finished: only the model remains
+    assert GenreClassifier.from_pretrained(out, device="cpu").genres == GENRES3
+
+
+def test_distributed_predict_writes_every_line_once_in_input_order(random_model_dir, tmp_path, write_audio):
+    files = [str(write_audio(f"clip{i}.wav", make)) for i, make in
+             enumerate([tone(300, 2.0), noise(3.0), chirp(2.5), tone(500, 1.5), noise(2.0, seed=2)])]  # fmt: skip
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not audio")
+    args = ["-m", "genre_model", "predict", "--json", "--model", str(random_model_dir), files[0], str(junk), *files[1:]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    root = Path(__file__).parents[2]
+    alone = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300, env=env, cwd=root)
+    both = subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", "--master_port", str(_free_port()), *args],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=root)  # fmt: skip
+    assert alone.returncode == both.returncode == 1  # one file failed, in both
+
+    def lines(stdout: str) -> list[dict]:
+        return [{k: v for k, v in json.loads(line).items() if k != "elapsed_ms"} for line in stdout.splitlines()]
+
+    assert [line["file"] for line in lines(both.stdout)] == [files[0], str(junk), *files[1:]]
+    for a, b in zip(lines(alone.stdout), lines(both.stdout)):
+        assert a.keys() == b.keys() and a.get("genre") == b.get("genre")
+        if "probabilities" in a:
+            np.testing.assert_allclose(list(a["probabilities"].values()), list(b["probabilities"].values()), atol=1e-5)
