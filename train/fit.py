@@ -83,7 +83,7 @@ def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Wave
 
 
 def train(cfg: TrainConfig) -> dict:
-    """Train, evaluate and save into ``cfg.out`` (on rank 0 under torchrun); returns the metrics (on every rank)."""
+    """Train, evaluate, save into ``cfg.out`` (rank 0 under torchrun); returns the metrics (other ranks: history)."""
     procs = start()
     if not procs.is_main:  # one set of progress bars: rank 0's
         tqdm.__init__ = partialmethod(tqdm.__init__, disable=True)
