@@ -28,7 +28,7 @@ class RunningApp:
     output: str = field(default="", repr=False)  # everything it printed, once stopped
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -38,7 +38,7 @@ def _free_port() -> int:
 def running_app(model: str | Path | None = None, timeout_s: float = 120) -> Iterator[RunningApp]:
     """Start ``python app.py [--model MODEL]`` on a free port and wait until it accepts connections; yields a
     `RunningApp` whose ``output`` is filled in once the block exits and the app is stopped (terminate, then kill)."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
     command = [sys.executable, "app.py"] + (["--model", str(model)] if model else [])
     with tempfile.TemporaryFile("w+") as log:  # a file, not a pipe: a chatty app can never block on it

@@ -94,7 +94,8 @@ def train(cfg: TrainConfig) -> dict:
 
 
 def _train(cfg: TrainConfig, procs: Processes) -> dict:
-    if procs.distributed and architecture(cfg.model).recipe != "network":
+    recipe = architecture(cfg.model).recipe
+    if procs.distributed and recipe != "network":
         raise SystemExit(f"error: {cfg.model} trains in one process for now; run it without torchrun.")
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     device = procs.device(cfg.device) or pick_device(cfg.device)
@@ -127,7 +128,7 @@ def _train(cfg: TrainConfig, procs: Processes) -> dict:
         print(f"clips: train {len(train_waves)}, valid {len(valid_clips)}; listed but absent: {missing}")
 
     t0 = time.perf_counter()
-    if architecture(cfg.model).recipe == "probe":  # pretrained backbone: fit the genre head on cached features first
+    if recipe == "probe":  # pretrained backbone: fit the genre head on cached features first
         history, scores = fit_pretrained(model, cfg, (train_waves, train_labels), (valid_waves, valid_labels), device)
         best_epoch = history[-1].get("best_epoch", 0)  # 0: the probe, no fine-tuning epoch
     else:

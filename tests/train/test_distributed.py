@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import replace
@@ -13,6 +12,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from bench.serve import free_port
 from genre_model.audio import load_audio
 from genre_model.distributed import start, stop
 from tests.conftest import GENRES3, chirp, noise, tone
@@ -22,12 +22,6 @@ from train.network import CHECKPOINT, fit_network
 
 pytestmark = pytest.mark.slow
 TORCHRUN = Path(sys.executable).parent / "torchrun"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _data(root: Path) -> tuple[tuple[list, list[int]], tuple[list, list[int]]]:
@@ -56,8 +50,8 @@ def _last_epoch_weights(out: Path) -> dict:
 
 
 def test_two_processes_match_one_with_twice_the_batch_and_end_identical(tiny_dataset, tmp_path):
-    mp.spawn(_fit, args=(2, _free_port(), tiny_dataset, tmp_path / "two", 2, 3), nprocs=2)
-    _fit(0, 1, _free_port(), tiny_dataset, (tmp_path / "one"), 4, 3)
+    mp.spawn(_fit, args=(2, free_port(), tiny_dataset, tmp_path / "two", 2, 3), nprocs=2)
+    _fit(0, 1, free_port(), tiny_dataset, (tmp_path / "one"), 4, 3)
     two, one = _last_epoch_weights(tmp_path / "two"), _last_epoch_weights(tmp_path / "one")
     rank1 = torch.load(tmp_path / "two" / "rank1.pt", weights_only=True)  # rank 1 never reloads a best epoch
     for name in two:
@@ -69,7 +63,7 @@ def test_two_processes_match_one_with_twice_the_batch_and_end_identical(tiny_dat
 def test_resume_continues_where_an_interrupted_run_stopped(tiny_dataset, tmp_path, monkeypatch):
     import train.network
 
-    _fit(0, 1, _free_port(), tiny_dataset, tmp_path / "straight", 4, 3)
+    _fit(0, 1, free_port(), tiny_dataset, tmp_path / "straight", 4, 3)
     evaluate = train.network._evaluate_epoch
 
     def interrupted(model, cfg, valid, device, run, epoch, *rest):
@@ -79,10 +73,10 @@ def test_resume_continues_where_an_interrupted_run_stopped(tiny_dataset, tmp_pat
 
     monkeypatch.setattr(train.network, "_evaluate_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        _fit(0, 1, _free_port(), tiny_dataset, tmp_path / "resumed", 4, 3)
+        _fit(0, 1, free_port(), tiny_dataset, tmp_path / "resumed", 4, 3)
     assert torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=True)["epoch"] == 2
     monkeypatch.setattr(train.network, "_evaluate_epoch", evaluate)
-    _fit(0, 1, _free_port(), tiny_dataset, tmp_path / "resumed", 4, 3, resume=True)
+    _fit(0, 1, free_port(), tiny_dataset, tmp_path / "resumed", 4, 3, resume=True)
     resumed, straight = _last_epoch_weights(tmp_path / "resumed"), _last_epoch_weights(tmp_path / "straight")
     for name in straight:
         torch.testing.assert_close(resumed[name], straight[name], rtol=0, atol=0)
@@ -97,7 +91,7 @@ def test_torchrun_trains_chunk_cnn_into_the_usual_folder(tiny_dataset, tmp_path)
     from genre_model.inference import GenreClassifier
 
     out = tmp_path / "ddp"
-    command = [str(TORCHRUN), "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m", "train", "--model",
+    command = [str(TORCHRUN), "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "train", "--model",
                "chunk-cnn", "--data", str(tiny_dataset), "--epochs", "1", "--batch-size", "4", "--out", str(out),
                "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -121,7 +115,7 @@ def test_distributed_predict_writes_every_line_once_in_input_order(random_model_
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     root = Path(__file__).parents[2]
     alone = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300, env=env, cwd=root)
-    both = subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", "--master_port", str(_free_port()), *args],
+    both = subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", "--master_port", str(free_port()), *args],
                           capture_output=True, text=True, timeout=300, env=env, cwd=root)  # fmt: skip
     assert alone.returncode == both.returncode == 1  # one file failed, in both
 
