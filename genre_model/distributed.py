@@ -62,6 +62,14 @@ class Processes:
             dist.all_reduce(total_and_count)
         return float(total_and_count[0] / total_and_count[1])
 
+    def extremes(self, lo_hi: torch.Tensor) -> torch.Tensor:
+        """(k, 2) rows of (min, max) -> each row's min and max over all ranks."""
+        if not self.distributed:
+            return lo_hi
+        flipped = torch.stack([-lo_hi[:, 0], lo_hi[:, 1]], dim=1)  # one MAX reduction does both
+        dist.all_reduce(flipped, op=dist.ReduceOp.MAX)
+        return torch.stack([-flipped[:, 0], flipped[:, 1]], dim=1)
+
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()

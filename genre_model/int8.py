@@ -31,8 +31,8 @@ def supported() -> bool:
             and hasattr(torch.ops.quantized, "conv2d_prepack"))  # fmt: skip
 
 
-def widened(minmax: tuple[torch.Tensor, torch.Tensor], margin: float) -> torch.Tensor:
-    """Calibration: [lo, hi] widened by ``margin`` of its span on both sides and made to include zero (the
+def widened(minmax: torch.Tensor, margin: float) -> torch.Tensor:
+    """Calibration: (lo, hi) widened by ``margin`` of its span on both sides and made to include zero (the
     padding, which must stay exact)."""
     lo, hi = min(minmax[0].item(), 0.0), max(minmax[1].item(), 0.0)
     pad = margin * (hi - lo)

@@ -187,19 +187,31 @@ class MusicnnBackbone(nn.Module):
             self.int8 = int8.Int8FrontEnd(self.input_range.detach().clone(), convs)
         return self.int8 is not None
 
+    def calibrate_int8(self, logmel: torch.Tensor, margin: float = 0.1) -> None:
+        """Set the int8 ranges from (windows, n_mels, T) log-mels of typical music (`observed_ranges`), widened by
+        ``margin`` of their span on both sides (louder or stranger input than the calibration music saturates)."""
+        self.set_int8_ranges(self.observed_ranges(logmel), margin)
+
     @torch.no_grad()
-    def calibrate_int8(self, logmel: torch.Tensor, margin: float = 0.1, batch: int = 32) -> None:
-        """Set the int8 ranges from (windows, n_mels, T) log-mels of typical music: the range of the normalized
-        input and of each branch's peaks over frequency, widened by ``margin`` of their span on both sides
-        (louder or stranger input than the calibration music saturates there). Uses the float path."""
+    def observed_ranges(self, logmel: torch.Tensor, batch: int = 32) -> torch.Tensor:
+        """(1 + branches, 2): the (min, max) of the normalized input and of each branch's peaks over frequency on
+        (windows, n_mels, T) log-mels, by the float path. Separate from `set_int8_ranges` so that processes can
+        observe shares of the data and combine their extremes."""
         was_training = self.training
         self.eval()
         x = self._normalized(logmel)
-        self.input_range.copy_(int8.widened(x.aminmax(), margin))
+        ranges = [torch.stack(x.aminmax())]
         for branch in self.frontend:
-            peaks = [branch.run(b)[1] for b in x.split(batch)]
-            branch.peak_range.copy_(int8.widened(torch.cat(peaks).aminmax(), margin))
+            ranges.append(torch.stack(torch.cat([branch.run(b)[1] for b in x.split(batch)]).aminmax()))
         self.train(was_training)
+        return torch.stack(ranges).cpu()
+
+    @torch.no_grad()
+    def set_int8_ranges(self, observed: torch.Tensor, margin: float = 0.1) -> None:
+        """The int8 ranges from `observed_ranges` rows, each widened by ``margin`` of its span on both sides."""
+        self.input_range.copy_(int8.widened(observed[0], margin))
+        for branch, row in zip(self.frontend, observed[1:]):
+            branch.peak_range.copy_(int8.widened(row, margin))
 
     def _normalized(self, logmel: torch.Tensor) -> torch.Tensor:
         """(B, n_mels, T) -> (B, 1, T, F) as TF's (B, T, F, 1), through the input batch norm."""

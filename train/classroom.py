@@ -12,11 +12,16 @@ and back end (``trained="midend"``, 3-4x faster: the front end runs as the probe
 pretrained statistics (350 clips are too few to re-estimate them), dropout is on.
 The epoch with the best mean of clean and classroom balanced accuracy on valid is kept; afterwards the int8 ranges
 are recalibrated on the new front end.
+
+Under torchrun the student is wrapped in DDP: each process draws its own windows and classrooms (batch_windows each,
+the epoch's steps divided among the processes), the gradients are averaged; valid is scored in shares and gathered,
+so every process keeps the same epoch.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -25,13 +30,14 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from genre_model.audio import Waveform
+from genre_model.distributed import Processes
 from genre_model.inference import GenreClassifier
 from genre_model.models import MusicnnGenre
 
 from .degrade import degrade
-from .finetune import set_trainable, train_mode_keeping_statistics
+from .finetune import set_trainable, train_mode_keeping_statistics, trained_forward
 from .metrics import balanced_accuracy, summarize
-from .probe import CPU, calibrate_int8, degraded_copies
+from .probe import CPU, ONE, calibrate_int8, degraded_copies
 
 TRAINED = {  # the backbone's layers each setting trains (the genre head always trains)
     "backend": ("pool_bn", "dense", "dense_bn"),
@@ -76,41 +82,58 @@ def _classroom_windows(waves: list[Waveform], clips: np.ndarray, cfg: ClassroomC
     return clean, heard
 
 
-def _clip_probabilities(model: MusicnnGenre, waves: list[Waveform]) -> np.ndarray:
-    """(clips, genres), as the app computes them (with the int8 front end if it is switched on)."""
+def _clip_probabilities(model: MusicnnGenre, waves: list[Waveform], procs: Processes) -> np.ndarray:
+    """(clips, genres), as the app computes them (with the int8 front end if it is switched on); each process
+    scores its share, every process gets all."""
     classifier = GenreClassifier(model.eval(), model.config.arch, model.head[1].weight.device)
-    return np.array([list(p.probabilities.values()) for i in range(0, len(waves), 16)
-                     for p in classifier.predict_many(waves[i : i + 16])])  # fmt: skip
+    mine = procs.shard(waves)
+    return np.array(procs.gather([list(p.probabilities.values()) for i in range(0, len(mine), 16)
+                                  for p in classifier.predict_many(mine[i : i + 16])]))  # fmt: skip
 
 
-def _predicted(model: MusicnnGenre, waves: list[Waveform]) -> np.ndarray:
-    return _clip_probabilities(model, waves).argmax(axis=1)
+def _predicted(model: MusicnnGenre, waves: list[Waveform], procs: Processes) -> np.ndarray:
+    return _clip_probabilities(model, waves, procs).argmax(axis=1)
+
+
+def _student_step(frozen_front: bool) -> Callable[[MusicnnGenre, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """What the student computes from the heard windows (B, samples): (genre logits, tag logits)."""
+
+    def step(model: MusicnnGenre, heard: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not frozen_front:
+            return model.classify_and_tag(model.to_logmel(heard))
+        with torch.no_grad():  # runs as at inference (int8 where it can): the ranges calibrated for it still hold
+            front = model.backbone.front_end(model.to_logmel(heard))
+        tags, penultimate = model.backbone.from_front_end(front)
+        return model.head(penultimate), tags
+
+    return step
 
 
 def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[int]],
                        valid: tuple[list[Waveform], list[int]], seed: int, cfg: ClassroomConfig,
-                       device: torch.device = CPU) -> tuple[list, dict]:  # fmt: skip
+                       device: torch.device = CPU, procs: Processes = ONE) -> tuple[list, dict]:  # fmt: skip
     """Distil ``model`` (its head fitted by the probe) into a classroom-robust version of itself, in place.
     ``train`` holds clean clips only. Returns per-epoch history and the scores of the kept epoch."""
     if cfg.trained not in TRAINED:
         raise ValueError(f"trained must be one of {list(TRAINED)}, not {cfg.trained!r}")
     waves, y = train[0], np.asarray(train[1])
     n_genres, win = len(model.config.genres), model.config.window_samples
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed + procs.rank)
+    torch.manual_seed(seed + procs.rank)
     teacher = copy.deepcopy(model).eval()  # keeps the int8 front end, if on: it needs no gradient
     valid_y = np.asarray(valid[1])
-    valid_classroom = degraded_copies(valid[0], seed=10_000 + seed, bank=1)  # rooms unlike training's, fixed
+    valid_classroom = degraded_copies(valid[0], 10_000 + seed, bank=1, procs=procs)  # rooms unlike training's, fixed
 
     def valid_scores() -> dict:
-        clean = balanced_accuracy(valid_y, _predicted(model, valid[0]))
-        room = balanced_accuracy(valid_y, _predicted(model, valid_classroom))
+        clean = balanced_accuracy(valid_y, _predicted(model, valid[0], procs))
+        room = balanced_accuracy(valid_y, _predicted(model, valid_classroom, procs))
         return {"valid_balanced_accuracy": clean, "valid_classroom_balanced_accuracy": room, "mean": (clean + room) / 2}
 
     pretrained = set_trainable(model, TRAINED[cfg.trained])
     frozen_front = "frontend" not in TRAINED[cfg.trained]
     if not frozen_front:
         model.backbone.use_int8(False)  # the student's front end learns: float, with gradients
+    student = trained_forward(model, _student_step(frozen_front), device, procs)
     optimizer = torch.optim.AdamW(
         [{"params": pretrained, "lr": cfg.lr}, {"params": model.head.parameters(), "lr": cfg.head_lr}],
         weight_decay=cfg.weight_decay,
@@ -119,7 +142,7 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
     counts = np.bincount(y, minlength=n_genres)
     draw = 1.0 / counts[y]
     draw /= draw.sum()
-    steps = max(1, len(waves) * cfg.windows_per_clip // cfg.batch_windows)
+    steps = max(1, len(waves) * cfg.windows_per_clip // (cfg.batch_windows * procs.world_size))
 
     first = valid_scores()
     history = [{"epoch": 0, **first}]
@@ -133,13 +156,7 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
             clean, heard = (torch.from_numpy(a).to(device) for a in _classroom_windows(waves, clips, cfg, win, rng))
             with torch.no_grad():
                 teacher_logits, teacher_tags = teacher.classify_and_tag(teacher.to_logmel(clean))
-                if frozen_front:  # runs as at inference (int8 where it can): the ranges calibrated for it still hold
-                    front = model.backbone.front_end(model.to_logmel(heard))
-            if frozen_front:
-                tags, penultimate = model.backbone.from_front_end(front)
-                logits = model.head(penultimate)
-            else:
-                logits, tags = model.classify_and_tag(model.to_logmel(heard))
+            logits, tags = student(heard)
             loss = F.kl_div(F.log_softmax(logits, -1), F.softmax(teacher_logits, -1), reduction="batchmean")
             loss = loss + cfg.label_weight * F.cross_entropy(logits, torch.from_numpy(y[clips]).to(device))
             if teacher_tags is not None:
@@ -148,7 +165,8 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), **valid_scores()}
+        train_loss = procs.mean(torch.tensor([sum(losses), len(losses)], dtype=torch.float64))
+        row = {"epoch": epoch, "train_loss": train_loss, **valid_scores()}
         history.append(row)
         tqdm.write(f"classroom epoch {epoch}: {row}")
         if row["mean"] > best[0]:
@@ -157,14 +175,14 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
     for p in model.parameters():
         p.requires_grad_(True)
     model.eval()
-    if not frozen_front:
-        calibrate_int8(model, waves + degraded_copies(waves, seed), device)  # the front end moved: new int8 ranges
+    if not frozen_front:  # the front end moved: new int8 ranges
+        calibrate_int8(model, waves + degraded_copies(waves, seed, procs=procs), device, procs=procs)
     genres = model.config.genres
-    valid_probs = _clip_probabilities(model, valid[0])
+    valid_probs = _clip_probabilities(model, valid[0], procs)
     history.append({"classroom": asdict(cfg), "best_epoch": best[1]})
     return history, {
-        "train": summarize(y.tolist(), _predicted(model, waves).tolist(), genres),
+        "train": summarize(y.tolist(), _predicted(model, waves, procs).tolist(), genres),
         "valid": summarize(valid_y.tolist(), valid_probs.argmax(axis=1).tolist(), genres),
-        "valid_classroom": summarize(valid_y.tolist(), _predicted(model, valid_classroom).tolist(), genres),
+        "valid_classroom": summarize(valid_y.tolist(), _predicted(model, valid_classroom, procs).tolist(), genres),
         "valid_probs": valid_probs,
     }

@@ -93,6 +93,9 @@ def room_impulse_response(room: Room, sr: int) -> np.ndarray:
     """The room's impulse response from the loudspeaker to the microphone, its direct sound at unit amplitude."""
     import pyroomacoustics as pra  # training-only dependency, imported where used
 
+    # ray tracing draws its rays from pyroomacoustics' own generators: seed them, or every process simulates
+    # a different response for the same room (and the processes of a torchrun job train on different data)
+    pra.random.seed(numpy=room.seed, libroom=room.seed)
     rng = np.random.default_rng(room.seed)
     height = rng.uniform(2.7, 3.5)
     ratio = rng.uniform(1.0, 1.6)  # length / width

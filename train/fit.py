@@ -63,21 +63,23 @@ class TrainConfig:
 
 
 def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Waveform], list[int]],
-                   valid: tuple[list[Waveform], list[int]], device: torch.device) -> tuple[list, dict]:  # fmt: skip
+                   valid: tuple[list[Waveform], list[int]], device: torch.device,
+                   procs: Processes) -> tuple[list, dict]:  # fmt: skip
     """The musicnn-genre schedule: the linear probe on the frozen backbone, then (``cfg.unfreeze``) fine-tuning,
     with a classroom-degraded copy of every training clip unless ``cfg.augment`` is off; then (``cfg.classroom_epochs``)
-    classroom distillation of the whole network."""
+    classroom distillation of the whole network. Under torchrun every stage shares its work among the processes."""
     n_clean, cache, clean = len(train[0]), Path(cfg.cache_dir).parent, train
     if cfg.augment:
-        train = (train[0] + degraded_copies(train[0], cfg.seed), train[1] * 2)
-    history, scores = fit_head(model, train, valid, n_clean, cfg.seed, cfg.refit_on_valid, cache / "features", device)
+        train = (train[0] + degraded_copies(train[0], cfg.seed, procs=procs), train[1] * 2)
+    history, scores = fit_head(model, train, valid, n_clean, cfg.seed, cfg.refit_on_valid, cache / "features", device,
+                               procs)  # fmt: skip
     if cfg.unfreeze:
         stage = FinetuneConfig(cfg.unfreeze, **cfg.finetune)
-        more, scores = finetune(model, train, valid, n_clean, cfg.seed, cache / "front", stage, device)
+        more, scores = finetune(model, train, valid, n_clean, cfg.seed, cache / "front", stage, device, procs)
         history += more
     if cfg.classroom_epochs:
         stage = ClassroomConfig(epochs=cfg.classroom_epochs, trained=cfg.classroom_layers)
-        more, scores = classroom_finetune(model, clean, valid, cfg.seed, stage, device)
+        more, scores = classroom_finetune(model, clean, valid, cfg.seed, stage, device, procs)
         history += more
     return history, scores
 
@@ -85,8 +87,9 @@ def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Wave
 def train(cfg: TrainConfig) -> dict:
     """Train, evaluate, save into ``cfg.out`` (rank 0 under torchrun); returns the metrics (other ranks: history)."""
     procs = start()
-    if not procs.is_main:  # one set of progress bars: rank 0's
+    if not procs.is_main:  # one set of progress bars and messages: rank 0's
         tqdm.__init__ = partialmethod(tqdm.__init__, disable=True)
+        tqdm.write = lambda *args, **kwargs: None
     try:
         return _train(cfg, procs)
     finally:
@@ -95,8 +98,6 @@ def train(cfg: TrainConfig) -> dict:
 
 def _train(cfg: TrainConfig, procs: Processes) -> dict:
     recipe = architecture(cfg.model).recipe
-    if procs.distributed and recipe != "network":
-        raise SystemExit(f"error: {cfg.model} trains in one process for now; run it without torchrun.")
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     device = procs.device(cfg.device) or pick_device(cfg.device)
     packed = is_shard_folder(cfg.data)  # tar shards (python -m train.data pack), else a GTZAN-layout folder
@@ -119,8 +120,9 @@ def _train(cfg: TrainConfig, procs: Processes) -> dict:
         for name in ("train", "valid")
     }
     (train_clips, train_waves), (valid_clips, valid_waves) = data["train"], data["valid"]
-    if not train_clips or not valid_clips:
-        raise SystemExit("error: need at least one readable clip in both the train and the valid split.")
+    if min(len(train_clips), len(valid_clips)) < procs.world_size:
+        raise SystemExit(f"error: need at least {procs.world_size} readable clip(s) in both the train and the valid "
+                         "split (one per process).")  # fmt: skip
     train_labels = [genres.index(c.genre) for c in train_clips]
     valid_labels = [genres.index(c.genre) for c in valid_clips]
     counts = {name: genre_counts(data[name][0]) for name in data}
@@ -129,8 +131,11 @@ def _train(cfg: TrainConfig, procs: Processes) -> dict:
 
     t0 = time.perf_counter()
     if recipe == "probe":  # pretrained backbone: fit the genre head on cached features first
-        history, scores = fit_pretrained(model, cfg, (train_waves, train_labels), (valid_waves, valid_labels), device)
+        history, scores = fit_pretrained(model, cfg, (train_waves, train_labels), (valid_waves, valid_labels), device,
+                                         procs)  # fmt: skip
         best_epoch = history[-1].get("best_epoch", 0)  # 0: the probe, no fine-tuning epoch
+        if not procs.is_main:
+            return {"history": history, "best_epoch": best_epoch}
     else:
         history, best_epoch = fit_network(model, cfg, (train_waves, train_labels), (valid_waves, valid_labels), device,
                                           procs)  # fmt: skip

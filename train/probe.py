@@ -19,6 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from genre_model.audio import Waveform
+from genre_model.distributed import Processes
 from genre_model.inference import GenreClassifier
 from genre_model.models import MUSICNN_DIR, MusicnnGenre
 
@@ -28,6 +29,7 @@ from .metrics import balanced_accuracy, summarize
 BACKBONE = MUSICNN_DIR / "model.safetensors"
 WEIGHT_DECAYS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 CPU = torch.device("cpu")
+ONE = Processes()  # a world of one: the default everywhere below
 
 
 def load_backbone(model: MusicnnGenre) -> None:
@@ -42,38 +44,51 @@ def penultimate(model: MusicnnGenre, windows: torch.Tensor) -> np.ndarray:
 
 
 @torch.inference_mode()
-def window_features(model: MusicnnGenre, waves: list[Waveform], desc: str, cache: Path | None = None,
-                    extract: Callable[[MusicnnGenre, torch.Tensor], np.ndarray] = penultimate,
-                    device: torch.device = CPU):  # fmt: skip
-    """``extract`` of every inference window of every clip (run on ``device``), concatenated, and each window's clip
-    index. With ``cache``, results are stored per clip keyed by the audio's content, so reruns skip the backbone."""
+def clip_features(model: MusicnnGenre, waves: list[Waveform], desc: str, cache: Path | None = None,
+                  extract: Callable[[MusicnnGenre, torch.Tensor], np.ndarray] = penultimate,
+                  device: torch.device = CPU) -> list[np.ndarray]:  # fmt: skip
+    """``extract`` of every inference window of each clip (run on ``device``): one array per clip. With ``cache``,
+    results are stored per clip keyed by the audio's content, so reruns skip the backbone."""
     classifier = GenreClassifier(model, model.config.arch, device)
     backbone = model.backbone  # int8 or float, and the int8 ranges, change the features: part of the key
     ranges = torch.cat([backbone.input_range] + [b.peak_range for b in backbone.frontend]).cpu()
     mode = ranges * (backbone.int8 is not None and device.type == "cpu")
-    feats, owner = [], []
-    for i, wave in enumerate(tqdm(waves, desc=desc, unit="clip", leave=False)):
+    feats = []
+    for wave in tqdm(waves, desc=desc, unit="clip", leave=False):
         key = hashlib.sha1(wave.samples.tobytes() + mode.numpy().tobytes()).hexdigest()
         file = cache / f"{key}.npy" if cache else None
         if file and file.exists():
-            f = np.load(file)
-        else:
-            f = extract(model, torch.from_numpy(classifier.all_windows(wave.samples)).to(device))
-            if file:
-                np.save(file, f)
-        feats.append(f)
-        owner += [i] * len(f)
-    return np.concatenate(feats), np.asarray(owner)
+            feats.append(np.load(file))
+            continue
+        feats.append(extract(model, torch.from_numpy(classifier.all_windows(wave.samples)).to(device)))
+        if file:
+            np.save(file, feats[-1])
+    return feats
+
+
+def stacked(per_clip: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-clip window arrays -> all windows concatenated, and each window's clip index."""
+    return np.concatenate(per_clip), np.repeat(np.arange(len(per_clip)), [len(f) for f in per_clip])
+
+
+def window_features(model: MusicnnGenre, waves: list[Waveform], desc: str, cache: Path | None = None,
+                    device: torch.device = CPU, procs: Processes = ONE) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """`clip_features` (the backbone's 200-d features) of all ``waves`` on every process, stacked; each process
+    computes its share of the clips and the shares are gathered in order."""
+    return stacked(procs.gather(clip_features(model, procs.shard(waves), desc, cache, device=device)))
 
 
 @torch.inference_mode()
-def calibrate_int8(model: MusicnnGenre, waves: list[Waveform], device: torch.device = CPU, every: int = 5) -> None:
+def calibrate_int8(model: MusicnnGenre, waves: list[Waveform], device: torch.device = CPU, every: int = 5,
+                   procs: Processes = ONE) -> None:  # fmt: skip
     """The backbone's int8 ranges from every ``every``-th window of each training clip (degraded copies included,
-    so microphone input stays in range), then the int8 front end switched on when training on a CPU: everything
-    after this (features, scores, the app) sees what CPU inference will."""
+    so microphone input stays in range; each process observes its share, the extremes are combined), then the int8
+    front end switched on when training on a CPU: everything after this (features, scores, the app) sees what CPU
+    inference will."""
     classifier = GenreClassifier(model, model.config.arch, device)
-    windows = [torch.from_numpy(classifier.all_windows(w.samples)[::every]).to(device) for w in waves]
-    model.backbone.calibrate_int8(torch.cat([model.to_logmel(w) for w in windows]))
+    windows = [torch.from_numpy(classifier.all_windows(w.samples)[::every]).to(device) for w in procs.shard(waves)]
+    observed = model.backbone.observed_ranges(torch.cat([model.to_logmel(w) for w in windows]))
+    model.backbone.set_int8_ranges(procs.extremes(observed))
     model.backbone.use_int8(device.type == "cpu")
 
 
@@ -104,11 +119,12 @@ def fit_logistic(feats: np.ndarray, labels: np.ndarray, weights: np.ndarray, dec
     return head
 
 
-def degraded_copies(waves: list[Waveform], seed: int, bank: int = 0) -> list[Waveform]:
-    """One copy of each clip through a random simulated classroom (`train.degrade`, rooms from ``bank``)."""
-    progress = tqdm(waves, desc="classroom copies", unit="clip", leave=False)
-    return [Waveform(degrade(w.samples, w.sample_rate, seed=seed + i, bank=bank), w.sample_rate, w.duration_s,
-                     w.analyzed_s) for i, w in enumerate(progress)]  # fmt: skip
+def degraded_copies(waves: list[Waveform], seed: int, bank: int = 0, procs: Processes = ONE) -> list[Waveform]:
+    """One copy of each clip through a random simulated classroom (`train.degrade`, rooms from ``bank``; clip i
+    gets seed + i); each process degrades its share, every process gets all copies."""
+    progress = tqdm(procs.shard(list(enumerate(waves))), desc="classroom copies", unit="clip", leave=False)
+    return procs.gather([Waveform(degrade(w.samples, w.sample_rate, seed=seed + i, bank=bank), w.sample_rate,
+                                  w.duration_s, w.analyzed_s) for i, w in progress])  # fmt: skip
 
 
 def balanced_weights(labels: np.ndarray, owner: np.ndarray) -> np.ndarray:
@@ -119,7 +135,7 @@ def balanced_weights(labels: np.ndarray, owner: np.ndarray) -> np.ndarray:
 
 def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid: tuple[list[Waveform], list[int]],
              n_clean: int, seed: int, refit: bool = False, cache: Path | None = None,
-             device: torch.device = CPU) -> tuple[list, dict]:  # fmt: skip
+             device: torch.device = CPU, procs: Processes = ONE) -> tuple[list, dict]:  # fmt: skip
     """Fit ``model.head`` in place; returns one history row per weight decay tried and the scores (train, valid,
     valid probabilities) of the chosen head, computed from the features exactly as `GenreClassifier` would.
     ``train`` may hold degraded copies (`degraded_copies`) after its first ``n_clean`` clips; train is scored on
@@ -127,12 +143,12 @@ def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
     model; the returned valid scores are from before the refit, so they stay honest)."""
     load_backbone(model)
     model.eval()
-    calibrate_int8(model, train[0], device)
+    calibrate_int8(model, train[0], device, procs=procs)
     if cache:
         cache.mkdir(parents=True, exist_ok=True)
     train_waves, y_clip = train[0], np.asarray(train[1])
-    x_train, own_train = window_features(model, train_waves, "features train", cache, device=device)
-    x_valid, own_valid = window_features(model, valid[0], "features valid", cache, device=device)
+    x_train, own_train = window_features(model, train_waves, "features train", cache, device, procs)
+    x_valid, own_valid = window_features(model, valid[0], "features valid", cache, device, procs)
     y_train, y_valid_clip = y_clip[own_train], np.asarray(valid[1])
     weights = balanced_weights(y_train, own_train)
     history, best = [], None
@@ -157,6 +173,7 @@ def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
         y_all = np.concatenate([y_train, y_valid_clip[own_valid]])
         head = fit_logistic(x_all, y_all, balanced_weights(y_all, own_all), decay, seed, len(model.config.genres))
         history.append({"refit_on": "train+valid", "weight_decay": decay})
+    head.load_state_dict(procs.broadcast(head.state_dict()))  # every process: rank 0's head, to the last bit
     model.head[1].load_state_dict(head.state_dict())
     scores["valid_probs"] = clip_probabilities(_linear(head), x_valid, own_valid, len(valid[0]))
     if refit:

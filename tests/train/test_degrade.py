@@ -41,6 +41,17 @@ def test_deterministic_same_length_finite():
     assert not np.array_equal(a, degrade(x, SR, seed=8))
 
 
+def test_a_room_sounds_the_same_whatever_was_simulated_before():
+    """Ray tracing is random: seeded per room, a response does not depend on the process's history (each torchrun
+    process simulates its own rooms, and a rerun must train on the same data)."""
+    room, other = (grid_condition(0.4, 1.0, 20, "laptop", seed=s).room for s in (3, 4))
+    first = room_impulse_response(room, SR)
+    room_impulse_response.cache_clear()
+    room_impulse_response(other, SR)  # moves pyroomacoustics' generators on
+    room_impulse_response.cache_clear()
+    np.testing.assert_array_equal(room_impulse_response(room, SR), first)
+
+
 def test_random_conditions_span_the_physical_ranges():
     rng = np.random.default_rng(0)
     conditions = [random_condition(rng) for _ in range(300)]

@@ -17,15 +17,16 @@ from genre_model.audio import load_audio
 from genre_model.distributed import start, stop
 from tests.conftest import GENRES3, chirp, noise, tone
 from tests.test_registry import ToyMean
-from train.fit import TrainConfig
+from tests.train.test_fit import musicnn_args, needs_musicnn
+from train.fit import TrainConfig, fit_pretrained, parse_args
 from train.network import CHECKPOINT, fit_network
 
 pytestmark = pytest.mark.slow
 TORCHRUN = Path(sys.executable).parent / "torchrun"
 
 
-def _data(root: Path) -> tuple[tuple[list, list[int]], tuple[list, list[int]]]:
-    waves = [load_audio(p, 22_050) for genre in GENRES3 for p in sorted((root / genre).glob("*.wav"))]
+def _data(root: Path, sr: int = 22_050) -> tuple[tuple[list, list[int]], tuple[list, list[int]]]:
+    waves = [load_audio(p, sr) for genre in GENRES3 for p in sorted((root / genre).glob("*.wav"))]
     labels = [g for g in range(3) for _ in range(8)]
     return (waves[::2], labels[::2]), (waves[1::2], labels[1::2])
 
@@ -127,3 +128,56 @@ def test_distributed_predict_writes_every_line_once_in_input_order(random_model_
         assert a.keys() == b.keys() and a.get("genre") == b.get("genre")
         if "probabilities" in a:
             np.testing.assert_allclose(list(a["probabilities"].values()), list(b["probabilities"].values()), atol=1e-5)
+
+
+def _run(command: list[str], cwd: Path = Path(__file__).parents[2]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=cwd)
+
+
+@needs_musicnn
+def test_torchrun_musicnn_probe_shares_the_features_and_fits_the_head_one_process_fits(tiny_dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    from genre_model.inference import GenreClassifier
+
+    alone = _run([sys.executable, "-m", "train", *musicnn_args(tiny_dataset, tmp_path / "one")])
+    both = _run([str(TORCHRUN), "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "train",
+                 *musicnn_args(tiny_dataset, tmp_path / "two")])  # fmt: skip
+    assert alone.returncode == 0 and both.returncode == 0, both.stderr[-3000:]
+    assert both.stdout.count("saved ") == 1  # rank 0 alone reports and writes
+    one, two = tmp_path / "one" / "musicnn", tmp_path / "two" / "musicnn"
+    assert json.loads((two / "metrics.json").read_text())["world_size"] == 2
+    head = [load_file(d / "model.safetensors")["head.1.weight"] for d in (one, two)]
+    torch.testing.assert_close(head[0], head[1], rtol=1e-5, atol=1e-6)  # shares gathered in order: the same fit
+    assert GenreClassifier.from_pretrained(two, device="cpu").genres == GENRES3
+
+
+def _fit_musicnn(rank: int, world: int, port: int, root: Path, out: Path) -> None:
+    """One rank: the probe, one epoch of back-end fine-tuning and one of classroom distillation (whole network)."""
+    from genre_model.registry import build_model
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))  # fmt: skip
+    torch.set_num_threads(1)
+    procs = start()
+    cfg = parse_args([*musicnn_args(root, out), "--unfreeze", "backend", "--epochs", "1", "--classroom-epochs", "1"])
+    torch.manual_seed(0)
+    model = build_model("musicnn-genre", genres=GENRES3)
+    history, _ = fit_pretrained(model, cfg, *_data(root, model.config.sample_rate), torch.device("cpu"), procs)
+    torch.save(model.state_dict(), out / f"rank{rank}.pt")
+    (out / f"rank{rank}.json").write_text(json.dumps(history))
+    stop(procs)
+
+
+@needs_musicnn
+def test_musicnn_fine_tuning_and_distillation_under_ddp_end_identical_on_both_ranks(tiny_dataset, tmp_path):
+    mp.spawn(_fit_musicnn, args=(2, free_port(), tiny_dataset, tmp_path), nprocs=2)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert ranks[0].keys() == ranks[1].keys()
+    for name in ranks[0]:  # weights and int8 ranges (calibrated in shares, extremes combined)
+        torch.testing.assert_close(ranks[0][name], ranks[1][name], rtol=0, atol=0)
+    history = json.loads((tmp_path / "rank0.json").read_text())
+    assert history == json.loads((tmp_path / "rank1.json").read_text())  # the same scores, the same kept epochs
+    trained = [row for row in history if row.get("epoch") == 1 and "train_loss" in row]
+    assert len(trained) == 2 and all(np.isfinite(row["train_loss"]) for row in trained)  # fine-tuning, distillation
