@@ -139,13 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     pack.add_argument("--clips-per-shard", type=int, default=256)
     pack.add_argument("--seed", type=int, default=0, help="of the random split")
     args = parser.parse_args(argv)
-    from .shards import write_shards
+    from .shards import write_index, write_shards
 
     splits, missing = split_clips(scan_dataset(args.data), args.split_dir, args.seed)
     for name, clips in splits.items():
         if clips:
             written = write_shards(clips, args.out, name, args.clips_per_shard)
             print(f"{name}: {len(clips)} clips in {len(written)} shard(s); listed but absent: {missing[name]}")
+    write_index(args.out, {name: genre_counts(clips) for name, clips in splits.items() if clips})
     return 0
 
 

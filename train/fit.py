@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -13,6 +14,7 @@ import torch
 from tqdm import tqdm
 
 from genre_model.audio import Waveform
+from genre_model.base import GenreNet
 from genre_model.distributed import Processes, start, stop
 from genre_model.explain import calibrate_entropy_threshold
 from genre_model.inference import pick_device
@@ -23,9 +25,10 @@ from .classroom import TRAINED as CLASSROOM_LAYERS
 from .classroom import ClassroomConfig, classroom_finetune
 from .data import Clip, WaveformCache, genre_counts, genres_of, scan_dataset, split_clips
 from .finetune import UNFROZEN, FinetuneConfig, finetune
+from .metrics import summarize
 from .network import CHECKPOINT, evaluate_clips, fit_network
 from .probe import degraded_copies, fit_head
-from .shards import is_shard_folder, load_split, split_genres
+from .shards import decoded_clips, is_shard_folder, load_split, split_counts, split_genres
 
 # Which flags each recipe (`genre_model.registry.Architecture.recipe`) reads; any other given flag is refused.
 NETWORK_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "crops_per_clip", "mixup_alpha", "patience", "resume")
@@ -84,6 +87,15 @@ def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Wave
     return history, scores
 
 
+def streamed_scores(model: GenreNet, folder: str, device: torch.device, chunk: int = 64) -> dict:
+    """Clip-level scores on the train shards, decoded and classified ``chunk`` clips at a time (bounded memory)."""
+    labels, predicted, pairs = [], [], decoded_clips(folder, "train", model.config.sample_rate)
+    while block := list(itertools.islice(pairs, chunk)):
+        labels += [model.config.genres.index(clip.genre) for clip, _ in block]
+        predicted += evaluate_clips(model, [w for _, w in block], labels[-len(block) :], device)[2].argmax(1).tolist()
+    return summarize(labels, predicted, model.config.genres)
+
+
 def train(cfg: TrainConfig) -> dict:
     """Train, evaluate, save into ``cfg.out`` (rank 0 under torchrun); returns the metrics (other ranks: history)."""
     procs = start()
@@ -114,35 +126,36 @@ def _train(cfg: TrainConfig, procs: Processes) -> dict:
     torch.manual_seed(cfg.seed + procs.rank)  # dropout and augmentation: each rank its own draws
     sr = model.config.sample_rate
 
+    streamed = packed and recipe == "network"  # its train shards stream; anything else is loaded whole
     cache = WaveformCache(cfg.cache_dir)
     data: dict[str, tuple[list[Clip], list[Waveform]]] = {
         name: load_split(cfg.data, name, sr) if packed else cache.load_all(splits[name], sr, f"decoding {name}")
-        for name in ("train", "valid")
+        for name in (("valid",) if streamed else ("train", "valid"))
     }
-    (train_clips, train_waves), (valid_clips, valid_waves) = data["train"], data["valid"]
-    if min(len(train_clips), len(valid_clips)) < procs.world_size:
+    counts = {name: genre_counts(clips) for name, (clips, _) in data.items()}
+    if streamed:
+        counts["train"] = split_counts(cfg.data, "train")
+    if min(sum(counts["train"].values()), len(data["valid"][0])) < procs.world_size:
         raise SystemExit(f"error: need at least {procs.world_size} readable clip(s) in both the train and the valid "
                          "split (one per process).")  # fmt: skip
-    train_labels = [genres.index(c.genre) for c in train_clips]
-    valid_labels = [genres.index(c.genre) for c in valid_clips]
-    counts = {name: genre_counts(data[name][0]) for name in data}
+    labelled = {name: (waves, [genres.index(c.genre) for c in clips]) for name, (clips, waves) in data.items()}
     if procs.is_main:
-        print(f"clips: train {len(train_waves)}, valid {len(valid_clips)}; listed but absent: {missing}")
+        print(f"clips: {counts}; listed but absent: {missing}" + (" (train streamed from shards)" * streamed))
 
     t0 = time.perf_counter()
     if recipe == "probe":  # pretrained backbone: fit the genre head on cached features first
-        history, scores = fit_pretrained(model, cfg, (train_waves, train_labels), (valid_waves, valid_labels), device,
-                                         procs)  # fmt: skip
+        history, scores = fit_pretrained(model, cfg, labelled["train"], labelled["valid"], device, procs)
         best_epoch = history[-1].get("best_epoch", 0)  # 0: the probe, no fine-tuning epoch
         if not procs.is_main:
             return {"history": history, "best_epoch": best_epoch}
     else:
-        history, best_epoch = fit_network(model, cfg, (train_waves, train_labels), (valid_waves, valid_labels), device,
-                                          procs)  # fmt: skip
+        train = cfg.data if streamed else labelled["train"]
+        history, best_epoch = fit_network(model, cfg, train, labelled["valid"], device, procs)
         if not procs.is_main:
             return {"history": history, "best_epoch": best_epoch}
-        scores = {"train": evaluate_clips(model, train_waves, train_labels, device)[0]}
-        scores["valid"], _, scores["valid_probs"] = evaluate_clips(model, valid_waves, valid_labels, device)
+        scores = {"train": streamed_scores(model, cfg.data, device) if streamed else
+                  evaluate_clips(model, *labelled["train"], device)[0]}  # fmt: skip
+        scores["valid"], _, scores["valid_probs"] = evaluate_clips(model, *labelled["valid"], device)
     train_seconds = time.perf_counter() - t0
 
     valid_probs = scores.pop("valid_probs")

@@ -1,8 +1,9 @@
 """The network recipe: train a whole network on random crops (seed-cnn, ffnn, chunk-cnn, or any registered network
 architecture), best epoch on valid, on one process or on many (DDP under torchrun, see `train.distributed`).
 
-Every rank draws the same global batch (batch_size x world_size clips, the same seeded draws, crops and mixup), and
-trains on its slice; DDP averages the gradients, so N processes x batch b take the steps 1 process x batch N*b would.
+Clips in memory: every rank draws the same global batch (batch_size x world_size clips, the same seeded draws, crops
+and mixup), and trains on its slice; DDP averages the gradients, so N processes x batch b take the steps 1 process x
+batch N*b would. Tar shards: each rank streams its own share of the train split (`train.shards.BalancedCrops`).
 Rank 0 alone evaluates, logs and writes the checkpoint (every epoch: ``checkpoint.pt``, for ``--resume``).
 """
 
@@ -12,6 +13,7 @@ import copy
 import json
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,7 @@ from genre_model.distributed import Processes
 from genre_model.inference import GenreClassifier
 
 from .metrics import summarize
+from .shards import crop_loader, split_counts
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -66,49 +69,78 @@ def evaluate_clips(
     return summarize(labels, probs.argmax(axis=1).tolist(), model.config.genres), loss, probs
 
 
-def global_batch(waves: list[Waveform], labels: torch.Tensor, n_genres: int, draw: np.ndarray, size: int,
-                 n_samples: int, mixup_alpha: float, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:  # fmt: skip
-    """``size`` genre-balanced random crops (size, samples) and their soft targets (size, genres), mixed up."""
-    idx = rng.choice(len(waves), size=size, p=draw)
-    x, y = random_crops(waves, idx, n_samples, rng), F.one_hot(labels[idx], n_genres).float()
-    if mixup_alpha > 0:
-        lam = float(rng.beta(mixup_alpha, mixup_alpha))
-        perm = torch.from_numpy(rng.permutation(size))
-        x, y = lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
-    return x, y
+Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]  # this process's (x (b, samples), soft targets (b, genres))
 
 
-def fit_network(model: GenreNet, cfg, train: tuple[list[Waveform], list[int]], valid: tuple[list[Waveform], list[int]],
-                device: torch.device, procs: Processes) -> tuple[list[dict], int]:  # fmt: skip
-    """Train ``model`` (on ``device``) by ``cfg`` (a `train.fit.TrainConfig`); leaves it at its best valid epoch on
-    rank 0. Returns the history and the best epoch (rank 0's, broadcast)."""
-    (waves, labels), n_genres = train, len(model.config.genres)
+def mixed(x: torch.Tensor, y: torch.Tensor, alpha: float, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+    """Mixup (Zhang et al. 2018) of a batch with a shuffled copy of itself; ``alpha`` 0 = off."""
+    if alpha <= 0:
+        return x, y
+    lam = float(rng.beta(alpha, alpha))
+    perm = torch.from_numpy(rng.permutation(len(x)))
+    return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
+
+
+def memory_batches(waves: list[Waveform], labels: list[int], n_genres: int, cfg, n_samples: int, procs: Processes,
+                   rng: np.random.Generator) -> Batches:  # fmt: skip
+    """Endless genre-balanced random crops of clips held in memory. Every process draws the same global batch
+    (batch_size x processes: the same seeded crops and mixup) and yields its slice of it."""
     counts = np.bincount(labels, minlength=n_genres)  # balanced: every genre drawn equally often
     draw = 1.0 / counts[labels]
     draw /= draw.sum()
-    size = cfg.batch_size * procs.world_size
-    steps = max(1, math.ceil(len(waves) * cfg.crops_per_clip / size))
+    labels_t, size = torch.tensor(labels), cfg.batch_size * procs.world_size
+    mine = slice(procs.rank * cfg.batch_size, (procs.rank + 1) * cfg.batch_size)
+    while True:
+        idx = rng.choice(len(waves), size=size, p=draw)
+        x, y = random_crops(waves, idx, n_samples, rng), F.one_hot(labels_t[idx], n_genres).float()
+        x, y = mixed(x, y, cfg.mixup_alpha, rng)
+        yield x[mine], y[mine]
+
+
+def stream_batches(folder: str, genres: list[str], cfg, n_samples: int, sample_rate: int, first_pass: int,
+                   procs: Processes, rng: np.random.Generator) -> Batches:  # fmt: skip
+    """Endless batches of this process's own stream of crops from the train shards in ``folder``
+    (`train.shards.BalancedCrops`, decoded in DataLoader workers), mixed up."""
+    loader = crop_loader(folder, sample_rate, genres, n_samples, cfg.crops_per_clip, cfg.batch_size,
+                         cfg.seed, procs, first_pass)  # fmt: skip
+    for x, labels in loader:
+        yield mixed(x, F.one_hot(labels, len(genres)).float(), cfg.mixup_alpha, rng)
+
+
+def fit_network(model: GenreNet, cfg, train: tuple[list[Waveform], list[int]] | str,
+                valid: tuple[list[Waveform], list[int]], device: torch.device,
+                procs: Processes) -> tuple[list[dict], int]:  # fmt: skip
+    """Train ``model`` (on ``device``) by ``cfg`` (a `train.fit.TrainConfig`) on ``train``: clips in memory, or a
+    folder of tar shards whose train split is streamed; leaves it at its best valid epoch on rank 0. An epoch is
+    ``crops_per_clip`` crops per training clip, over all processes. Returns the history and the best epoch (rank
+    0's, broadcast)."""
+    genres, win = model.config.genres, model.config.window_samples
+    n_train = sum(split_counts(train, "train").values()) if isinstance(train, str) else len(train[0])
+    steps = max(1, math.ceil(n_train * cfg.crops_per_clip / (cfg.batch_size * procs.world_size)))
     net = model
     if procs.distributed:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps)
-    labels_t, mine = torch.tensor(labels), slice(procs.rank * cfg.batch_size, (procs.rank + 1) * cfg.batch_size)
-    rng, win = np.random.default_rng(cfg.seed), model.config.window_samples
+    rng = np.random.default_rng(cfg.seed)
     run = {"epoch": 0, "history": [], "best": None, "best_state": None, "since_best": 0, "best_epoch": 0}
     checkpoint = Path(cfg.out) / CHECKPOINT
     if cfg.resume:
         run = resume(checkpoint, model, optimizer, schedule, rng)
     t_start = time.perf_counter() - (run["history"][-1]["seconds"] if run["history"] else 0.0)
+    if isinstance(train, str):  # a resumed stream starts from new passes, not from the crops of epoch 1 again
+        batches = stream_batches(train, genres, cfg, win, model.config.sample_rate, run["epoch"], procs, rng)
+    else:
+        batches = memory_batches(*train, len(genres), cfg, win, procs, rng)
 
     for epoch in tqdm(range(run["epoch"] + 1, cfg.epochs + 1), desc=f"training {cfg.model}", unit="epoch"):
         net.train()
         loss_sum = torch.zeros(2)
         for _ in range(steps):
-            x, y = global_batch(waves, labels_t, n_genres, draw, size, win, cfg.mixup_alpha, rng)
-            loss = train_step(net, optimizer, x[mine].to(device), y[mine].to(device))
+            x, y = next(batches)
+            loss = train_step(net, optimizer, x.to(device), y.to(device))
             schedule.step()
-            loss_sum += torch.tensor([loss * cfg.batch_size, cfg.batch_size])
+            loss_sum += torch.tensor([loss * len(x), len(x)])
         train_loss = procs.mean(loss_sum)
         stop = False
         if procs.is_main:

@@ -88,18 +88,24 @@ def test_resume_continues_where_an_interrupted_run_stopped(tiny_dataset, tmp_pat
     ]
 
 
-def test_torchrun_trains_chunk_cnn_into_the_usual_folder(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("layout", ["folder", "shards"])
+def test_torchrun_trains_chunk_cnn_into_the_usual_folder(tiny_dataset, tmp_path, layout):
     from genre_model.inference import GenreClassifier
+    from train.data import main as data_main
 
-    out = tmp_path / "ddp"
+    data, out = tiny_dataset, tmp_path / "ddp"
+    if layout == "shards":  # the train split streams: 4 shards of the 18 train clips, 2 per process
+        data = tmp_path / "shards"
+        assert data_main(["pack", "--data", str(tiny_dataset), "--out", str(data), "--clips-per-shard", "5"]) == 0
     command = [str(TORCHRUN), "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "train", "--model",
-               "chunk-cnn", "--data", str(tiny_dataset), "--epochs", "1", "--batch-size", "4", "--out", str(out),
+               "chunk-cnn", "--data", str(data), "--epochs", "1", "--batch-size", "4", "--out", str(out),
                "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=600, env=env, cwd=Path(__file__).parents[2]
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert ("(train streamed from shards)" in result.stdout) == (layout == "shards")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["epochs_run"] == 1
     assert {p.name for p in out.iterdir()} >= {"config.json", "model.safetensors", "metrics.json", "README.md"}
