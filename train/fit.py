@@ -146,13 +146,12 @@ def _train(cfg: TrainConfig, procs: Processes) -> dict:
     if recipe == "probe":  # pretrained backbone: fit the genre head on cached features first
         history, scores = fit_pretrained(model, cfg, labelled["train"], labelled["valid"], device, procs)
         best_epoch = history[-1].get("best_epoch", 0)  # 0: the probe, no fine-tuning epoch
-        if not procs.is_main:
-            return {"history": history, "best_epoch": best_epoch}
     else:
         train = cfg.data if streamed else labelled["train"]
         history, best_epoch = fit_network(model, cfg, train, labelled["valid"], device, procs)
-        if not procs.is_main:
-            return {"history": history, "best_epoch": best_epoch}
+    if not procs.is_main:
+        return {"history": history, "best_epoch": best_epoch}
+    if recipe == "network":  # rank 0 scores the kept epoch
         scores = {"train": streamed_scores(model, cfg.data, device) if streamed else
                   evaluate_clips(model, *labelled["train"], device)[0]}  # fmt: skip
         scores["valid"], _, scores["valid_probs"] = evaluate_clips(model, *labelled["valid"], device)
