@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--degrade", action="store_true", help="play every clip through a random simulated classroom")
     parser.add_argument("--grid", action="store_true", help="score the classroom grid (clean and every cell)")
     parser.add_argument("--cell", nargs=4, action="append", metavar=("RT60_S", "DISTANCE_M", "SNR_DB", "DEVICE"),
-                        help="with --grid: only this cell (repeatable), e.g. --cell 0.8 3 10 phone")  # fmt: skip
+                        help="score only this cell of the grid (repeatable), e.g. --cell 0.8 3 10 phone")  # fmt: skip
     parser.add_argument(
         "--calibrate",
         action="store_true",
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"skipping clips of genres the model does not know: {', '.join(unknown)}", file=sys.stderr)
         clips = [c for c in clips if c.genre in classifier.genres]
-    if args.grid:
+    if args.grid or args.cell:
         return _print_grid(args, classifier, clips)
     scores, skipped, probs = evaluate(classifier, clips, args.degrade)
     if args.calibrate:

@@ -96,7 +96,7 @@ def test_evaluate_classroom_and_grid_on_generated_audio(random_model_dir, tmp_pa
     first, second = (json.loads(r.stdout) for r in runs)
     assert first["degrade"] is True and first["n_clips"] == 4
     assert first["confusion"] == second["confusion"]  # same classrooms every run
-    grid = subprocess.run([*base, "--grid", "--cell", "0.8", "3", "10", "phone", "--cell", "0.4", "1", "20", "laptop"],
+    grid = subprocess.run([*base, "--cell", "0.8", "3", "10", "phone", "--cell", "0.4", "1", "20", "laptop"],
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert grid.returncode == 0, grid.stderr
     cells = json.loads(grid.stdout)["grid"]
