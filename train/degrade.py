@@ -67,8 +67,10 @@ class Condition:
     mic: str  # one of MICS
 
 
-def random_condition(rng: np.random.Generator, bank: int = 0) -> Condition:
-    """A classroom drawn from the physical ranges above, its room one of the `ROOMS_PER_BANK` of room ``bank``."""
+def random_condition(rng: np.random.Generator, bank: int = 0, same_kind: float = 0.0) -> Condition:
+    """A classroom drawn from the physical ranges above, its room one of the `ROOMS_PER_BANK` of room ``bank``.
+    With probability ``same_kind`` one kind of device plays and listens (a phone to a phone, a laptop to a laptop:
+    the teacher's and a student's), else the loudspeaker and the microphone are drawn independently."""
     room_rng = np.random.default_rng([bank, int(rng.integers(ROOMS_PER_BANK))])
     volume = float(np.exp(room_rng.uniform(np.log(20), np.log(400))))
     length = (volume / 3.0) ** 0.5 * 1.2  # roughly the longest side of a 3 m high room
@@ -78,7 +80,10 @@ def random_condition(rng: np.random.Generator, bank: int = 0) -> Condition:
         distance_m=float(min(np.exp(room_rng.uniform(np.log(0.5), np.log(10))), length - 1.0)),
         seed=int(room_rng.integers(2**31)),
     )
-    return Condition(room, float(rng.uniform(5, 25)), str(rng.choice(SPEAKERS)), str(rng.choice(MICS)))
+    snr_db, speaker, mic = float(rng.uniform(5, 25)), str(rng.choice(SPEAKERS)), str(rng.choice(MICS))
+    if same_kind and rng.random() < same_kind:
+        speaker = mic
+    return Condition(room, snr_db, speaker, mic)
 
 
 def grid_condition(rt60_s: float, distance_m: float, snr_db: float, device: str, seed: int) -> Condition:
@@ -216,11 +221,12 @@ def _agc(x: np.ndarray, sr: int, target_rms: float = 0.1, max_gain_db: float = 3
 
 
 def degrade(samples: np.ndarray, sample_rate: int, seed: int = 0, condition: Condition | None = None,
-            bank: int = 0) -> np.ndarray:  # fmt: skip
+            bank: int = 0, same_kind: float = 0.0) -> np.ndarray:  # fmt: skip
     """``samples`` (mono float32) as heard in a classroom: ``condition``, or a random one drawn with ``seed`` (its
-    room from room bank ``bank``: training uses 0, evaluation 1). Same length, deterministic for given arguments."""
+    room from room bank ``bank``: training uses 0, evaluation 1; ``same_kind``: see `random_condition`). Same length,
+    deterministic for given arguments."""
     rng = np.random.default_rng(seed)
-    condition = condition or random_condition(rng, bank)
+    condition = condition or random_condition(rng, bank, same_kind)
     if condition.speaker not in SPEAKERS or condition.mic not in MICS:
         raise ValueError(f"speaker must be one of {SPEAKERS} and mic one of {MICS}, not {condition}")
     x = np.asarray(samples, dtype=np.float64)

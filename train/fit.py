@@ -18,6 +18,7 @@ from genre_model.base import GenreNet
 from genre_model.distributed import Processes, start, stop
 from genre_model.explain import calibrate_entropy_threshold
 from genre_model.inference import pick_device
+from genre_model.loading import load_model
 from genre_model.models import MusicnnGenre
 from genre_model.registry import architecture, architectures, build_model
 
@@ -27,12 +28,12 @@ from .data import Clip, WaveformCache, genre_counts, genres_of, scan_dataset, sp
 from .finetune import UNFROZEN, FinetuneConfig, finetune
 from .metrics import summarize
 from .network import CHECKPOINT, evaluate_clips, fit_network
-from .probe import degraded_copies, fit_head
+from .probe import degraded_copies, fit_head, load_backbone
 from .shards import decoded_clips, is_shard_folder, load_split, split_counts, split_genres
 
 # Which flags each recipe (`genre_model.registry.Architecture.recipe`) reads; any other given flag is refused.
 NETWORK_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "crops_per_clip", "mixup_alpha", "patience", "resume")
-PROBE_FLAGS = ("augment", "refit_on_valid", "unfreeze", "classroom_epochs", "classroom_layers")
+PROBE_FLAGS = ("augment", "copies", "same_kind", "refit_on_valid", "unfreeze", "classroom_epochs", "classroom_layers")
 NETWORK_DEFAULTS = dict(epochs=40, batch_size=32, lr=1e-3, weight_decay=1e-2, crops_per_clip=1, mixup_alpha=0.0,
                         patience=10)  # under each architecture's registered `training` defaults  # fmt: skip
 FINETUNE_FLAGS = {"epochs": "epochs", "batch_size": "batch_clips", "lr": "lr", "weight_decay": "weight_decay",
@@ -56,7 +57,10 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None
     cache_dir: str = ".cache/waveforms"
-    augment: bool = True  # musicnn-genre: add a classroom-degraded copy of every training clip
+    augment: bool = True  # musicnn-genre: add classroom-degraded copies of every training clip...
+    copies: int = 1  # ...this many
+    same_kind: float = 0.0  # share of them that one kind of device plays and hears (`train.degrade.random_condition`)
+    init: str | None = None  # a trained model folder to start from (same architecture and genres)
     refit_on_valid: bool = False  # musicnn-genre: after choosing on valid, refit the head on train + valid
     unfreeze: str | None = None  # musicnn-genre: after the probe, fine-tune these pretrained layers (finetune.py)
     finetune: dict = field(default_factory=dict)  # musicnn-genre with unfreeze: FinetuneConfig fields given as flags
@@ -68,12 +72,17 @@ class TrainConfig:
 def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Waveform], list[int]],
                    valid: tuple[list[Waveform], list[int]], device: torch.device,
                    procs: Processes) -> tuple[list, dict]:  # fmt: skip
-    """The musicnn-genre schedule: the linear probe on the frozen backbone, then (``cfg.unfreeze``) fine-tuning,
-    with a classroom-degraded copy of every training clip unless ``cfg.augment`` is off; then (``cfg.classroom_epochs``)
+    """The musicnn-genre schedule: the linear probe on the frozen backbone (pretrained, or ``cfg.init``'s), then
+    (``cfg.unfreeze``) fine-tuning, with ``cfg.copies`` classroom-degraded copies of every training clip unless
+    ``cfg.augment`` is off; then (``cfg.classroom_epochs``)
     classroom distillation of the whole network. Under torchrun every stage shares its work among the processes."""
     n_clean, cache, clean = len(train[0]), Path(cfg.cache_dir).parent, train
+    if not cfg.init:
+        load_backbone(model)
     if cfg.augment:
-        train = (train[0] + degraded_copies(train[0], cfg.seed, procs=procs), train[1] * 2)
+        for j in range(cfg.copies):  # copy j of clip i: seed + 100 000 j + i
+            more = degraded_copies(clean[0], cfg.seed + 100_000 * j, procs=procs, same_kind=cfg.same_kind)
+            train = (train[0] + more, train[1] + clean[1])
     history, scores = fit_head(model, train, valid, n_clean, cfg.seed, cfg.refit_on_valid, cache / "features", device,
                                procs)  # fmt: skip
     if cfg.unfreeze:
@@ -85,6 +94,15 @@ def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Wave
         more, scores = classroom_finetune(model, clean, valid, cfg.seed, stage, device, procs)
         history += more
     return history, scores
+
+
+def initial_model(folder: str, arch: str, genres: list[str]) -> GenreNet:
+    """``--init``: the trained model in ``folder``, checked to be the architecture and genres being trained."""
+    model = load_model(folder)
+    if model.config.arch != arch or list(model.config.genres) != genres:
+        raise SystemExit(f"error: --init {folder} is a {model.config.arch} for {', '.join(model.config.genres)}; "
+                         f"this run trains a {arch} for {', '.join(genres)}.")  # fmt: skip
+    return model
 
 
 def streamed_scores(model: GenreNet, folder: str, device: torch.device, chunk: int = 64) -> dict:
@@ -122,7 +140,9 @@ def _train(cfg: TrainConfig, procs: Processes) -> dict:
     else:
         splits, missing = split_clips(scan_dataset(cfg.data), cfg.split_dir, cfg.seed)
         genres = genres_of(splits["train"] + splits["valid"])  # the data's labels, not a constant
-    model = build_model(cfg.model, genres=genres).to(device)
+    model = (initial_model(cfg.init, cfg.model, genres) if cfg.init else build_model(cfg.model, genres=genres)).to(
+        device
+    )
     torch.manual_seed(cfg.seed + procs.rank)  # dropout and augmentation: each rank its own draws
     sr = model.config.sample_rate
 
@@ -203,6 +223,10 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         parser.add_argument("--" + name.replace("_", "-"), type=float)
     parser.add_argument("--no-augment", dest="augment", action="store_false", default=None,
                         help="musicnn-genre: train on clean audio only")  # fmt: skip
+    parser.add_argument("--copies", type=int, help="musicnn-genre: classroom copies of each training clip (1)")
+    parser.add_argument("--same-kind", type=float,
+                        help="musicnn-genre: share of the copies one kind of device plays and hears (0)")  # fmt: skip
+    parser.add_argument("--init", help="start from this trained model folder (same architecture and genres)")
     parser.add_argument(
         "--refit-on-valid",
         action="store_true",

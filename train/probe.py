@@ -119,12 +119,18 @@ def fit_logistic(feats: np.ndarray, labels: np.ndarray, weights: np.ndarray, dec
     return head
 
 
-def degraded_copies(waves: list[Waveform], seed: int, bank: int = 0, procs: Processes = ONE) -> list[Waveform]:
-    """One copy of each clip through a random simulated classroom (`train.degrade`, rooms from ``bank``; clip i
-    gets seed + i); each process degrades its share, every process gets all copies."""
+SAME_KIND = 0.4  # of the probe's copies, played and heard by one kind of device (`train.degrade.random_condition`)
+
+
+def degraded_copies(waves: list[Waveform], seed: int, bank: int = 0, procs: Processes = ONE,
+                    same_kind: float = 0.0) -> list[Waveform]:  # fmt: skip
+    """One copy of each clip through a random simulated classroom (`train.degrade`, rooms from ``bank``, devices of
+    one kind with probability ``same_kind``; clip i gets seed + i); each process degrades its share, every process
+    gets all copies."""
     progress = tqdm(procs.shard(list(enumerate(waves))), desc="classroom copies", unit="clip", leave=False)
-    return procs.gather([Waveform(degrade(w.samples, w.sample_rate, seed=seed + i, bank=bank), w.sample_rate,
-                                  w.duration_s, w.analyzed_s) for i, w in progress])  # fmt: skip
+
+    return procs.gather([Waveform(degrade(w.samples, w.sample_rate, seed + i, bank=bank, same_kind=same_kind),
+                                  w.sample_rate, w.duration_s, w.analyzed_s) for i, w in progress])  # fmt: skip
 
 
 def balanced_weights(labels: np.ndarray, owner: np.ndarray) -> np.ndarray:
@@ -141,7 +147,6 @@ def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
     ``train`` may hold degraded copies (`degraded_copies`) after its first ``n_clean`` clips; train is scored on
     the clean ones. With ``refit``, the chosen setting is then refitted on train + valid (more data for the final
     model; the returned valid scores are from before the refit, so they stay honest)."""
-    load_backbone(model)
     model.eval()
     calibrate_int8(model, train[0], device, procs=procs)
     if cache:

@@ -63,6 +63,16 @@ def test_random_conditions_span_the_physical_ranges():
     assert len({c.room for c in conditions}) <= ROOMS_PER_BANK  # rooms come from a bank: simulated once each
 
 
+def test_same_kind_devices_play_and_hear_at_the_asked_share():
+    def share(same_kind: float) -> float:
+        rng = np.random.default_rng(0)
+        return np.mean([c.speaker == c.mic for c in (random_condition(rng, same_kind=same_kind) for _ in range(400))])
+
+    assert share(1.0) == 1.0
+    assert share(0.0) == pytest.approx(0.25, abs=0.06)  # independent: 1 speaker in 4 matches the microphone's kind
+    assert share(0.4) == pytest.approx(0.4 + 0.6 * 0.25, abs=0.06)
+
+
 def test_simulated_rooms_have_the_asked_reverberation_and_distance():
     import pyroomacoustics as pra
 

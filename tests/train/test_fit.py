@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import soundfile as sf
 import torch
 
 from genre_model.inference import GenreClassifier
@@ -137,3 +138,31 @@ def test_classroom_distillation_of_the_mid_and_back_end_keeps_the_front_end_and_
     assert torch.equal(model.backbone.frontend[0].peak_range, before[1])  # its int8 ranges still hold
     assert torch.equal(model.backbone.dense.weight, dense) == (history[-1]["best_epoch"] == 0)
     assert np.isfinite(scores["valid_probs"]).all() and scores["valid_classroom"]["n_clips"] == 3
+
+
+@needs_musicnn
+def test_musicnn_head_refitted_on_a_trained_model_with_more_copies(tiny_dataset, tmp_path):
+    """``--init`` starts from a trained folder (its backbone, not the pretrained one); ``--copies`` and
+    ``--same-kind`` set the probe's classroom copies."""
+    from safetensors.torch import load_file, save_file
+
+    from genre_model.loading import load_model
+
+    first = tmp_path / "first"
+    train(parse_args([*musicnn_args(tiny_dataset, tmp_path), "--out", str(first)]))
+    weights = load_file(first / "model.safetensors")
+    weights["backbone.dense.weight"] = weights["backbone.dense.weight"] * 1.01  # as if distilled: not pretrained
+    save_file(weights, first / "model.safetensors")
+    args = musicnn_args(tiny_dataset, tmp_path, "--init", str(first), "--copies", "2", "--same-kind", "0.5")
+    metrics = train(parse_args(args))
+    assert metrics["config"]["copies"] == 2 and metrics["config"]["init"] == str(first)
+    refit = load_model(tmp_path / "musicnn").state_dict()
+    assert torch.equal(refit["backbone.dense.weight"], weights["backbone.dense.weight"])
+    assert not torch.equal(refit["head.1.weight"], weights["head.1.weight"])  # the head: fitted again
+    other = tmp_path / "other" / "rock"  # a dataset of another genre
+    other.mkdir(parents=True)
+    for i in range(10):
+        sf.write(other / f"rock.{i:05d}.wav", tone(200 + 10 * i, 3.0), 22_050)
+    wrong = [*musicnn_args(tiny_dataset, tmp_path), "--init", str(tmp_path / "musicnn"), "--data", str(other.parent)]
+    with pytest.raises(SystemExit, match="is a musicnn-genre for blues, classical, metal; this run trains"):
+        train(parse_args(wrong))

@@ -19,6 +19,8 @@ BASE = ["--data", "d", "--out", "o"]
         ("musicnn-genre", ["--crops-per-clip", "2"], "--crops-per-clip does not apply"),
         ("musicnn-genre", ["--classroom-layers", "midend"], "--classroom-layers needs --classroom-epochs"),
         ("musicnn-genre", ["--refit-on-valid", "--unfreeze", "backend"], "--refit-on-valid refits the linear probe"),
+        ("chunk-cnn", ["--copies", "2"], "--copies applies to models on a pretrained backbone"),
+        ("ffnn", ["--same-kind", "0.5"], "--same-kind applies to models on a pretrained backbone"),
     ],
 )
 def test_flags_that_do_not_apply_are_refused(model, flags, message, capsys):
