@@ -59,6 +59,7 @@ class ClassroomConfig:
     label_weight: float = 0.5  # cross-entropy with the label, beside the teacher's soft targets
     tag_weight: float = 0.5  # the MSD tags stay the teacher's, so the app can still show them
     context_s: float = 1.5  # audio before the window whose reverberation rings into it
+    same_kind: float = 0.0  # share of classrooms where one kind of device plays and hears (`train.degrade`)
 
 
 def _classroom_windows(waves: list[Waveform], clips: np.ndarray, cfg: ClassroomConfig, win: int,
@@ -77,7 +78,7 @@ def _classroom_windows(waves: list[Waveform], clips: np.ndarray, cfg: ClassroomC
         if row < n_clean:
             heard[row] = clean[row]
         else:
-            played = degrade(segment, sr, seed=int(rng.integers(2**31)))
+            played = degrade(segment, sr, seed=int(rng.integers(2**31)), same_kind=cfg.same_kind)
             heard[row, : len(crop)] = played[len(segment) - len(crop) :]
     return clean, heard
 

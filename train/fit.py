@@ -59,7 +59,7 @@ class TrainConfig:
     cache_dir: str = ".cache/waveforms"
     augment: bool = True  # musicnn-genre: add classroom-degraded copies of every training clip...
     copies: int = 1  # ...this many
-    same_kind: float = 0.0  # share of them that one kind of device plays and hears (`train.degrade.random_condition`)
+    same_kind: float = 0.0  # share of them (and of distillation's classrooms) one kind of device plays and hears
     init: str | None = None  # a trained model folder to start from (same architecture and genres)
     refit_on_valid: bool = False  # musicnn-genre: after choosing on valid, refit the head on train + valid
     unfreeze: str | None = None  # musicnn-genre: after the probe, fine-tune these pretrained layers (finetune.py)
@@ -90,7 +90,7 @@ def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Wave
         more, scores = finetune(model, train, valid, n_clean, cfg.seed, cache / "front", stage, device, procs)
         history += more
     if cfg.classroom_epochs:
-        stage = ClassroomConfig(epochs=cfg.classroom_epochs, trained=cfg.classroom_layers)
+        stage = ClassroomConfig(epochs=cfg.classroom_epochs, trained=cfg.classroom_layers, same_kind=cfg.same_kind)
         more, scores = classroom_finetune(model, clean, valid, cfg.seed, stage, device, procs)
         history += more
     return history, scores
@@ -225,7 +225,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                         help="musicnn-genre: train on clean audio only")  # fmt: skip
     parser.add_argument("--copies", type=int, help="musicnn-genre: classroom copies of each training clip (1)")
     parser.add_argument("--same-kind", type=float,
-                        help="musicnn-genre: share of the copies one kind of device plays and hears (0)")  # fmt: skip
+                        help="musicnn-genre: share of the classroom copies (and distillation's classrooms) that "
+                        "one kind of device plays and hears, phone to phone or laptop to laptop (0)")  # fmt: skip
     parser.add_argument("--init", help="start from this trained model folder (same architecture and genres)")
     parser.add_argument(
         "--refit-on-valid",
