@@ -119,16 +119,12 @@ def fit_logistic(feats: np.ndarray, labels: np.ndarray, weights: np.ndarray, dec
     return head
 
 
-SAME_KIND = 0.4  # of the probe's copies, played and heard by one kind of device (`train.degrade.random_condition`)
-
-
 def degraded_copies(waves: list[Waveform], seed: int, bank: int = 0, procs: Processes = ONE,
                     same_kind: float = 0.0) -> list[Waveform]:  # fmt: skip
     """One copy of each clip through a random simulated classroom (`train.degrade`, rooms from ``bank``, devices of
     one kind with probability ``same_kind``; clip i gets seed + i); each process degrades its share, every process
     gets all copies."""
     progress = tqdm(procs.shard(list(enumerate(waves))), desc="classroom copies", unit="clip", leave=False)
-
     return procs.gather([Waveform(degrade(w.samples, w.sample_rate, seed + i, bank=bank, same_kind=same_kind),
                                   w.sample_rate, w.duration_s, w.analyzed_s) for i, w in progress])  # fmt: skip
 
