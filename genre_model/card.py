@@ -101,6 +101,9 @@ def render_card(config: dict, entry: Architecture, n_params: int, metrics: dict 
         refit=any("refit_on" in row for row in metrics.get("history", [])),
         unfreeze=metrics.get("config", {}).get("unfreeze"),
         augment=metrics.get("config", {}).get("augment", True),
+        copies=metrics.get("config", {}).get("copies", 1),
+        same_kind=metrics.get("config", {}).get("same_kind", 0.0),
+        init=metrics.get("config", {}).get("init"),
         classroom=next(({"epochs": row["classroom"]["epochs"], "best_epoch": row["best_epoch"]}
                         for row in metrics.get("history", []) if "classroom" in row), None),
     )  # fmt: skip

@@ -130,8 +130,11 @@ class ChunkCNN(GenreNet):
         return self.head(x)
 
 
-MUSICNN_CARD = """The pretrained backbone frozen, a logistic-regression head fitted on its features of clean clips
-{%- if augment %} and of a simulated-classroom copy of each{% endif %}, weight decay chosen on valid
+MUSICNN_CARD = """{% if init %}The backbone of a model trained earlier ({{ init }}){% else %}The pretrained backbone
+{%- endif %} frozen, a logistic-regression head fitted on its features of clean clips
+{%- if augment %} and of {% if copies == 1 %}a simulated-classroom copy{% else %}{{ copies }} simulated-classroom copies
+{%- endif %} of each{% if same_kind %} ({{ (100 * same_kind) | round | int }}% of them played and heard by one kind of
+device, phone to phone or laptop to laptop){% endif %}{% endif %}, weight decay chosen on valid
 {%- if unfreeze %}, then its {{ unfreeze }} layers unfrozen and fine-tuned with the head (best valid epoch
 {{ best_epoch }}; epoch 0 is the head alone){% endif %}
 {%- if classroom %}, then the whole network distilled through simulated classrooms: the model so far, on the clean
