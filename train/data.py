@@ -86,6 +86,15 @@ def genres_of(clips: list[Clip]) -> list[str]:
     return sorted({c.genre for c in clips})
 
 
+def random_crop(samples: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``n_samples`` stretch of ``samples`` (float32), zero-padded when the clip is shorter."""
+    out = np.zeros(n_samples, np.float32)
+    start = int(rng.integers(0, max(1, len(samples) - n_samples + 1)))
+    chunk = samples[start : start + n_samples]
+    out[: len(chunk)] = chunk
+    return out
+
+
 def genre_counts(clips: list[Clip]) -> dict[str, int]:
     counts = Counter(c.genre for c in clips)
     return {g: counts[g] for g in sorted(counts)}

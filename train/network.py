@@ -27,6 +27,7 @@ from genre_model.base import GenreNet
 from genre_model.distributed import Processes
 from genre_model.inference import GenreClassifier
 
+from .data import random_crop
 from .metrics import summarize
 from .shards import crop_loader, split_counts
 
@@ -34,14 +35,8 @@ CHECKPOINT = "checkpoint.pt"
 
 
 def random_crops(waves: list[Waveform], idx: np.ndarray, n_samples: int, rng: np.random.Generator) -> torch.Tensor:
-    """One random ``n_samples`` crop per chosen clip, zero-padded when the clip is shorter."""
-    out = np.zeros((len(idx), n_samples), dtype=np.float32)
-    for row, i in enumerate(idx):
-        samples = waves[i].samples
-        start = rng.integers(0, max(1, len(samples) - n_samples + 1))
-        chunk = samples[start : start + n_samples]
-        out[row, : len(chunk)] = chunk
-    return torch.from_numpy(out)
+    """One `random_crop` of each chosen clip: (len(idx), n_samples)."""
+    return torch.from_numpy(np.stack([random_crop(waves[i].samples, n_samples, rng) for i in idx]))
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> float:

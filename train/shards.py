@@ -29,7 +29,7 @@ from tqdm import tqdm
 from genre_model.audio import AudioError, Waveform, load_audio
 from genre_model.distributed import Processes
 
-from .data import Clip
+from .data import Clip, random_crop
 
 INDEX = "index.json"
 
@@ -133,20 +133,13 @@ class BalancedCrops(torch.utils.data.IterableDataset):
                     audio = decoded(data, self.sample_rate)
                 except DECODE_ERRORS:
                     continue  # reported once, by the pass that counted the clips; a stream goes on
-                n = self.crops[meta["genre"]]
+                n, label = self.crops[meta["genre"]], self.genres.index(meta["genre"])
                 for _ in range(int(n) + int(rng.random() < n - int(n))):
-                    pending.append((self._crop(audio, rng), self.genres.index(meta["genre"])))
+                    pending.append((torch.from_numpy(random_crop(audio, self.n_samples, rng)), label))
                 while len(pending) > self.buffer:
                     yield pending.pop(int(rng.integers(len(pending))))
             for k in rng.permutation(len(pending)):
                 yield pending[k]
-
-    def _crop(self, audio: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-        out = np.zeros(self.n_samples, np.float32)
-        start = int(rng.integers(0, max(1, len(audio) - self.n_samples + 1)))
-        chunk = audio[start : start + self.n_samples]
-        out[: len(chunk)] = chunk
-        return torch.from_numpy(out)
 
 
 def crop_loader(folder: str | Path, sample_rate: int, genres: list[str], n_samples: int, crops_per_clip: int,
