@@ -74,8 +74,8 @@ def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Wave
                    procs: Processes) -> tuple[list, dict]:  # fmt: skip
     """The musicnn-genre schedule: the linear probe on the frozen backbone (pretrained, or ``cfg.init``'s), then
     (``cfg.unfreeze``) fine-tuning, with ``cfg.copies`` classroom-degraded copies of every training clip unless
-    ``cfg.augment`` is off; then (``cfg.classroom_epochs``)
-    classroom distillation of the whole network. Under torchrun every stage shares its work among the processes."""
+    ``cfg.augment`` is off; then (``cfg.classroom_epochs``) classroom distillation of the whole network. Under
+    torchrun every stage shares its work among the processes."""
     n_clean, cache, clean = len(train[0]), Path(cfg.cache_dir).parent, train
     if not cfg.init:
         load_backbone(model)
