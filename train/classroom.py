@@ -111,10 +111,11 @@ def _student_step(frozen_front: bool) -> Callable[[MusicnnGenre, torch.Tensor], 
 
 
 def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[int]],
-                       valid: tuple[list[Waveform], list[int]], seed: int, cfg: ClassroomConfig,
+                       valid: tuple[list[Waveform], list[int]] | None, seed: int, cfg: ClassroomConfig,
                        device: torch.device = CPU, procs: Processes = ONE) -> tuple[list, dict]:  # fmt: skip
     """Distil ``model`` (its head fitted by the probe) into a classroom-robust version of itself, in place.
-    ``train`` holds clean clips only. Returns per-epoch history and the scores of the kept epoch."""
+    ``train`` holds clean clips only. Returns per-epoch history and the scores of the kept epoch. Without ``valid``
+    (the refit on train + valid, `train.fit`) every epoch runs, the last is kept and only train is scored."""
     if cfg.trained not in TRAINED:
         raise ValueError(f"trained must be one of {list(TRAINED)}, not {cfg.trained!r}")
     waves, y = train[0], np.asarray(train[1])
@@ -122,10 +123,13 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
     rng = np.random.default_rng(seed + procs.rank)
     torch.manual_seed(seed + procs.rank)
     teacher = copy.deepcopy(model).eval()  # keeps the int8 front end, if on: it needs no gradient
-    valid_y = np.asarray(valid[1])
-    valid_classroom = degraded_copies(valid[0], 10_000 + seed, bank=1, procs=procs)  # rooms unlike training's, fixed
+    if valid:
+        valid_y = np.asarray(valid[1])
+        valid_classroom = degraded_copies(valid[0], 10_000 + seed, bank=1, procs=procs)  # rooms unlike training's
 
     def valid_scores() -> dict:
+        if not valid:
+            return {}
         clean = balanced_accuracy(valid_y, _predicted(model, valid[0], procs))
         room = balanced_accuracy(valid_y, _predicted(model, valid_classroom, procs))
         return {"valid_balanced_accuracy": clean, "valid_classroom_balanced_accuracy": room, "mean": (clean + room) / 2}
@@ -147,7 +151,7 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
 
     first = valid_scores()
     history = [{"epoch": 0, **first}]
-    best = (first["mean"], 0, copy.deepcopy(model.state_dict()))
+    best = (first.get("mean", 0.0), 0, copy.deepcopy(model.state_dict()))
     tqdm.write(f"classroom epoch 0 (the probe): {first}")
     for epoch in tqdm(range(1, cfg.epochs + 1), desc="classroom distillation", unit="epoch"):
         train_mode_keeping_statistics(model)
@@ -170,8 +174,8 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
         row = {"epoch": epoch, "train_loss": train_loss, **valid_scores()}
         history.append(row)
         tqdm.write(f"classroom epoch {epoch}: {row}")
-        if row["mean"] > best[0]:
-            best = (row["mean"], epoch, copy.deepcopy(model.state_dict()))
+        if not valid or row["mean"] > best[0]:  # without valid: the last epoch
+            best = (row.get("mean", 0.0), epoch, copy.deepcopy(model.state_dict()))
     model.load_state_dict(best[2])
     for p in model.parameters():
         p.requires_grad_(True)
@@ -179,10 +183,13 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
     if not frozen_front:  # the front end moved: new int8 ranges
         calibrate_int8(model, waves + degraded_copies(waves, seed, procs=procs), device, procs=procs)
     genres = model.config.genres
-    valid_probs = _clip_probabilities(model, valid[0], procs)
     history.append({"classroom": asdict(cfg), "best_epoch": best[1]})
+    scores = {"train": summarize(y.tolist(), _predicted(model, waves, procs).tolist(), genres)}
+    if not valid:
+        return history, scores
+    valid_probs = _clip_probabilities(model, valid[0], procs)
     return history, {
-        "train": summarize(y.tolist(), _predicted(model, waves, procs).tolist(), genres),
+        **scores,
         "valid": summarize(valid_y.tolist(), valid_probs.argmax(axis=1).tolist(), genres),
         "valid_classroom": summarize(valid_y.tolist(), _predicted(model, valid_classroom, procs).tolist(), genres),
         "valid_probs": valid_probs,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partialmethod
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from .data import Clip, WaveformCache, genre_counts, genres_of, scan_dataset, sp
 from .finetune import UNFROZEN, FinetuneConfig, finetune
 from .metrics import summarize
 from .network import CHECKPOINT, evaluate_clips, fit_network
-from .probe import degraded_copies, fit_head, load_backbone
+from .probe import WEIGHT_DECAYS, degraded_copies, fit_head, load_backbone
 from .shards import decoded_clips, is_shard_folder, load_split, split_counts, split_genres
 
 # Which flags each recipe (`genre_model.registry.Architecture.recipe`) reads; any other given flag is refused.
@@ -61,7 +62,7 @@ class TrainConfig:
     copies: int = 1  # ...this many
     same_kind: float = 0.0  # share of them (and of distillation's classrooms) one kind of device plays and hears
     init: str | None = None  # a trained model folder to start from (same architecture and genres)
-    refit_on_valid: bool = False  # musicnn-genre: after choosing on valid, refit the head on train + valid
+    refit_on_valid: bool = False  # musicnn-genre: after choosing on valid, refit on train + valid (fit_pretrained)
     unfreeze: str | None = None  # musicnn-genre: after the probe, fine-tune these pretrained layers (finetune.py)
     finetune: dict = field(default_factory=dict)  # musicnn-genre with unfreeze: FinetuneConfig fields given as flags
     classroom_epochs: int = 0  # musicnn-genre: then distil into a classroom-robust model (classroom.py); 0 = off
@@ -74,17 +75,42 @@ def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Wave
                    procs: Processes) -> tuple[list, dict]:  # fmt: skip
     """The musicnn-genre schedule: the linear probe on the frozen backbone (pretrained, or ``cfg.init``'s), then
     (``cfg.unfreeze``) fine-tuning, with ``cfg.copies`` classroom-degraded copies of every training clip unless
-    ``cfg.augment`` is off; then (``cfg.classroom_epochs``) classroom distillation of the whole network. Under
-    torchrun every stage shares its work among the processes."""
-    n_clean, cache, clean = len(train[0]), Path(cfg.cache_dir).parent, train
+    ``cfg.augment`` is off; then (``cfg.classroom_epochs``) classroom distillation of the whole network. With
+    ``cfg.refit_on_valid`` and distillation, the schedule then runs again from the start on train + valid with the
+    choices valid made (the probe's weight decay, the kept distillation epoch): more data for the published weights,
+    while the returned valid scores stay those of the run that never saw valid. Under torchrun every stage shares
+    its work among the processes."""
     if not cfg.init:
         load_backbone(model)
+    start = copy.deepcopy(model.state_dict())
+    refit_schedule = cfg.refit_on_valid and cfg.classroom_epochs > 0
+    history, scores = _schedule(model, cfg, train, valid, device, procs, refit_head=not refit_schedule)
+    if refit_schedule:
+        decay = next(row["chosen_weight_decay"] for row in history if "chosen_weight_decay" in row)
+        epochs = history[-1]["best_epoch"]
+        tqdm.write(f"refit on train + valid: weight decay {decay:g}, {epochs} distillation epoch(s)")
+        model.load_state_dict(start)
+        model.backbone.use_int8(False)  # quantized again from the restored weights by the probe's calibration
+        both = (train[0] + valid[0], train[1] + valid[1])
+        again, refit = _schedule(model, replace(cfg, classroom_epochs=epochs), both, None, device, procs, (decay,))
+        distilled = [row for row in again if "epoch" in row]  # train losses; the probe's rows scored train
+        history.append({"refit_on": "train+valid", "weight_decay": decay, "classroom_epochs": epochs,
+                        "train_and_valid": refit["train"], "epochs": distilled})  # fmt: skip
+    return history, scores
+
+
+def _schedule(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Waveform], list[int]],
+              valid: tuple[list[Waveform], list[int]] | None, device: torch.device, procs: Processes,
+              decays: tuple[float, ...] = WEIGHT_DECAYS, refit_head: bool = False) -> tuple[list, dict]:  # fmt: skip
+    """`fit_pretrained`'s stages once. Without ``valid`` (the refit) the probe scores train in its place, which
+    chooses nothing when ``decays`` holds one, and distillation runs all ``cfg.classroom_epochs``."""
+    n_clean, cache, clean = len(train[0]), Path(cfg.cache_dir).parent, train
     if cfg.augment:
         for j in range(cfg.copies):  # copy j of clip i: seed + 100 000 j + i
             more = degraded_copies(clean[0], cfg.seed + 100_000 * j, procs=procs, same_kind=cfg.same_kind)
             train = (train[0] + more, train[1] + clean[1])
-    history, scores = fit_head(model, train, valid, n_clean, cfg.seed, cfg.refit_on_valid, cache / "features", device,
-                               procs)  # fmt: skip
+    history, scores = fit_head(model, train, valid or clean, n_clean, cfg.seed, refit_head and cfg.refit_on_valid,
+                               cache / "features", device, procs, decays)  # fmt: skip
     if cfg.unfreeze:
         stage = FinetuneConfig(cfg.unfreeze, **cfg.finetune)
         more, scores = finetune(model, train, valid, n_clean, cfg.seed, cache / "front", stage, device, procs)
@@ -165,7 +191,7 @@ def _train(cfg: TrainConfig, procs: Processes) -> dict:
     t0 = time.perf_counter()
     if recipe == "probe":  # pretrained backbone: fit the genre head on cached features first
         history, scores = fit_pretrained(model, cfg, labelled["train"], labelled["valid"], device, procs)
-        best_epoch = history[-1].get("best_epoch", 0)  # 0: the probe, no fine-tuning epoch
+        best_epoch = next((row["best_epoch"] for row in reversed(history) if "best_epoch" in row), 0)  # 0: the probe
     else:
         train = cfg.data if streamed else labelled["train"]
         history, best_epoch = fit_network(model, cfg, train, labelled["valid"], device, procs)
@@ -232,7 +258,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         "--refit-on-valid",
         action="store_true",
         default=None,
-        help="musicnn-genre: refit the chosen head on train + valid (valid scores reported before)",
+        help="musicnn-genre: after choosing on valid, fit the head (and, with --classroom-epochs, distil as many "
+        "epochs as valid kept) again on train + valid; the valid scores reported are from before",
     )
     parser.add_argument("--unfreeze", choices=list(UNFROZEN),
                         help="musicnn-genre: after the linear probe, fine-tune these pretrained layers with the head "
@@ -270,7 +297,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             )
     if "classroom_layers" in args and "classroom_epochs" not in args:
         refuse("classroom_layers", "needs --classroom-epochs")
-    if args.get("refit_on_valid") and ("unfreeze" in args or "classroom_epochs" in args):
-        refuse("refit-on-valid", "refits the linear probe only; leave out --unfreeze and --classroom-epochs with it")
+    if args.get("refit_on_valid") and "unfreeze" in args:
+        refuse("refit-on-valid", "refits the probe and the distillation, not --unfreeze's fine-tuning: leave one out")
     finetune = {FINETUNE_FLAGS[f]: args.pop(f) for f in list(args) if f in FINETUNE_FLAGS}
     return TrainConfig(**{**entry.training, **args, "finetune": finetune})

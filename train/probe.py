@@ -137,9 +137,11 @@ def balanced_weights(labels: np.ndarray, owner: np.ndarray) -> np.ndarray:
 
 def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid: tuple[list[Waveform], list[int]],
              n_clean: int, seed: int, refit: bool = False, cache: Path | None = None,
-             device: torch.device = CPU, procs: Processes = ONE) -> tuple[list, dict]:  # fmt: skip
-    """Fit ``model.head`` in place; returns one history row per weight decay tried and the scores (train, valid,
-    valid probabilities) of the chosen head, computed from the features exactly as `GenreClassifier` would.
+             device: torch.device = CPU, procs: Processes = ONE,
+             decays: tuple[float, ...] = WEIGHT_DECAYS) -> tuple[list, dict]:  # fmt: skip
+    """Fit ``model.head`` in place, one head per weight decay in ``decays``, keeping the best on valid; returns one
+    history row per decay, then one naming the chosen decay, and the scores (train, valid, valid probabilities) of the
+    chosen head, computed from the features exactly as `GenreClassifier` would.
     ``train`` may hold degraded copies (`degraded_copies`) after its first ``n_clean`` clips; train is scored on
     the clean ones. With ``refit``, the chosen setting is then refitted on train + valid (more data for the final
     model; the returned valid scores are from before the refit, so they stay honest)."""
@@ -153,7 +155,7 @@ def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
     y_train, y_valid_clip = y_clip[own_train], np.asarray(valid[1])
     weights = balanced_weights(y_train, own_train)
     history, best = [], None
-    for decay in WEIGHT_DECAYS:
+    for decay in decays:
         head = fit_logistic(x_train, y_train, weights, decay, seed, len(model.config.genres))
         pred = clip_probabilities(_linear(head), x_valid, own_valid, len(valid[0])).argmax(axis=1)
         row = {"weight_decay": decay, "valid_accuracy": float((pred == y_valid_clip).mean()),
@@ -164,6 +166,7 @@ def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
         if best is None or row["valid_balanced_accuracy"] > best[0]:
             best = (row["valid_balanced_accuracy"], head, decay, pred)
     _, head, decay, pred = best
+    history.append({"chosen_weight_decay": decay})
     genres = model.config.genres
     train_pred = clip_probabilities(_linear(head), x_train, own_train, own_train.max() + 1).argmax(axis=1)
     scores = {"train": summarize(y_clip[:n_clean].tolist(), train_pred[:n_clean].tolist(), genres),

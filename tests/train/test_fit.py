@@ -114,6 +114,21 @@ def test_musicnn_classroom_distillation_trains_the_whole_network(tiny_dataset, t
     assert torch.equal(tuned["midend.0.conv.weight"], pretrained["midend.0.conv.weight"]) == kept_probe
     assert model.backbone.input_range.any()  # int8 ranges calibrated (again, for a moved front end)
 
+    # --refit-on-valid: the same choices, then the whole schedule again on train + valid; valid scores from before
+    refit_out = tmp_path / "refit"
+    refit = train(parse_args([*args, "--refit-on-valid", "--out", str(refit_out)]))
+    assert refit["valid"] == metrics["valid"] and refit["valid_classroom"] == metrics["valid_classroom"]
+    row = refit["history"][-1]
+    chosen = next(h["chosen_weight_decay"] for h in metrics["history"] if "chosen_weight_decay" in h)
+    assert row["refit_on"] == "train+valid" and row["weight_decay"] == chosen
+    assert row["classroom_epochs"] == metrics["best_epoch"] == refit["best_epoch"]
+    assert row["train_and_valid"]["n_clips"] == 21  # 18 train + 3 valid clips
+    n = row["classroom_epochs"]  # epoch rows 0..n when valid kept a distillation epoch, none when it kept the probe
+    assert [h["epoch"] for h in row["epochs"]] == (list(range(n + 1)) if n else [])
+    assert not any("valid_balanced_accuracy" in h for h in row["epochs"])  # nothing chosen on clips it has seen
+    assert not torch.equal(load_model(refit_out).head[1].weight, model.head[1].weight)
+    assert "start on train + valid with those choices" in (refit_out / "README.md").read_text()
+
 
 @needs_musicnn
 def test_classroom_distillation_of_the_mid_and_back_end_keeps_the_front_end_and_its_int8_ranges():
@@ -138,6 +153,27 @@ def test_classroom_distillation_of_the_mid_and_back_end_keeps_the_front_end_and_
     assert torch.equal(model.backbone.frontend[0].peak_range, before[1])  # its int8 ranges still hold
     assert torch.equal(model.backbone.dense.weight, dense) == (history[-1]["best_epoch"] == 0)
     assert np.isfinite(scores["valid_probs"]).all() and scores["valid_classroom"]["n_clips"] == 3
+
+
+@needs_musicnn
+def test_classroom_distillation_without_valid_runs_every_epoch_and_keeps_the_last():
+    """The refit on train + valid (``--refit-on-valid``) distils for as many epochs as valid kept, choosing nothing."""
+    from genre_model.audio import Waveform
+    from genre_model.registry import build_model
+    from train.classroom import ClassroomConfig, classroom_finetune
+    from train.probe import calibrate_int8, load_backbone
+
+    torch.manual_seed(0)
+    model = build_model("musicnn-genre").eval()
+    load_backbone(model)
+    waves = [Waveform(tone(200.0 * (i + 1), 3.5, sr=16_000), 16_000, 3.5, 3.5) for i in range(2)]
+    calibrate_int8(model, waves)
+    dense = model.backbone.dense.weight.clone()
+    cfg = ClassroomConfig(epochs=2, trained="backend", windows_per_clip=2, batch_windows=2)
+    history, scores = classroom_finetune(model, (waves, [0, 1]), None, 0, cfg)
+    assert [h["epoch"] for h in history[:-1]] == [0, 1, 2] and history[-1]["best_epoch"] == 2
+    assert not torch.equal(model.backbone.dense.weight, dense)  # the last epoch's weights, not the probe's
+    assert set(scores) == {"train"} and scores["train"]["n_clips"] == 2
 
 
 @needs_musicnn

@@ -18,7 +18,7 @@ BASE = ["--data", "d", "--out", "o"]
         ("musicnn-genre", ["--unfreeze", "midend", "--mixup-alpha", "0.2"], "--mixup-alpha does not apply"),
         ("musicnn-genre", ["--crops-per-clip", "2"], "--crops-per-clip does not apply"),
         ("musicnn-genre", ["--classroom-layers", "midend"], "--classroom-layers needs --classroom-epochs"),
-        ("musicnn-genre", ["--refit-on-valid", "--unfreeze", "backend"], "--refit-on-valid refits the linear probe"),
+        ("musicnn-genre", ["--refit-on-valid", "--unfreeze", "backend"], "--refit-on-valid refits the probe and"),
         ("chunk-cnn", ["--copies", "2"], "--copies applies to models on a pretrained backbone"),
         ("ffnn", ["--same-kind", "0.5"], "--same-kind applies to models on a pretrained backbone"),
     ],
