@@ -107,6 +107,12 @@ def store_entropy_threshold(model_dir: Path, probs: list) -> float:
     return threshold
 
 
+def trained_on_valid(model: str) -> bool:
+    """Whether the model folder's training run fitted it on train + valid (``python -m train --refit-on-valid``)."""
+    metrics = Path(model) / "metrics.json"
+    return metrics.is_file() and any("refit_on" in row for row in json.loads(metrics.read_text()).get("history", []))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n\n")[1])
     parser.add_argument("--model", required=True, help="model folder, Hub repo id or architecture name")
@@ -128,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     classifier = GenreClassifier.from_pretrained(args.model, device=args.device)
+    if args.split_dir and args.split != "test" and trained_on_valid(args.model):
+        print(f"note: {args.model} was trained on train + valid (--refit-on-valid), so these {args.split} scores are "
+              "not held out; its metrics.json holds the valid scores of the run that chose its settings, before "
+              "valid joined training.", file=sys.stderr)  # fmt: skip
     clips = scan_dataset(args.data)
     if args.split_dir:
         clips = split_clips(clips, args.split_dir)[0][args.split]
