@@ -142,7 +142,7 @@ window, teaches a copy of itself that hears the window through a freshly simulat
 (best valid epoch {{ classroom.best_epoch }} of {{ classroom.epochs }} by the mean of clean and classroom balanced
 accuracy; epoch 0 is the head alone){% endif %}.{% if refit and classroom %} All of it then ran again from the
 start on train + valid with those choices (the weight decay, {{ classroom.best_epoch }} distillation epoch(s)) for the
-published weights; the valid numbers below are from the run on train only, which never saw valid.
+published weights; the train and valid numbers below are from the run on train only, which never saw valid.
 {%- elif refit %} The chosen head was then refitted on train + valid for the published weights; the valid numbers
 below are from the head fitted on train only, before the refit.{% endif %}
 On x86 CPUs the backbone's front-end convolutions run in int8 (8-bit ranges calibrated on the training clips and
