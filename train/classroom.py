@@ -151,7 +151,7 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
 
     first = valid_scores()
     history = [{"epoch": 0, **first}]
-    best = (first.get("mean", 0.0), 0, copy.deepcopy(model.state_dict()))
+    best = (first["mean"], 0, copy.deepcopy(model.state_dict())) if valid else None
     tqdm.write(f"classroom epoch 0 (the probe): {first}")
     for epoch in tqdm(range(1, cfg.epochs + 1), desc="classroom distillation", unit="epoch"):
         train_mode_keeping_statistics(model)
@@ -174,16 +174,17 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
         row = {"epoch": epoch, "train_loss": train_loss, **valid_scores()}
         history.append(row)
         tqdm.write(f"classroom epoch {epoch}: {row}")
-        if not valid or row["mean"] > best[0]:  # without valid: the last epoch
-            best = (row.get("mean", 0.0), epoch, copy.deepcopy(model.state_dict()))
-    model.load_state_dict(best[2])
+        if best and row["mean"] > best[0]:
+            best = (row["mean"], epoch, copy.deepcopy(model.state_dict()))
+    if best:
+        model.load_state_dict(best[2])  # else (no valid): the last epoch, as it is
     for p in model.parameters():
         p.requires_grad_(True)
     model.eval()
     if not frozen_front:  # the front end moved: new int8 ranges
         calibrate_int8(model, waves + degraded_copies(waves, seed, procs=procs), device, procs=procs)
     genres = model.config.genres
-    history.append({"classroom": asdict(cfg), "best_epoch": best[1]})
+    history.append({"classroom": asdict(cfg), "best_epoch": best[1] if best else cfg.epochs})
     scores = {"train": summarize(y.tolist(), _predicted(model, waves, procs).tolist(), genres)}
     if not valid:
         return history, scores

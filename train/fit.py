@@ -82,8 +82,8 @@ def fit_pretrained(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Wave
     its work among the processes."""
     if not cfg.init:
         load_backbone(model)
-    start = copy.deepcopy(model.state_dict())
     refit_schedule = cfg.refit_on_valid and cfg.classroom_epochs > 0
+    start = copy.deepcopy(model.state_dict()) if refit_schedule else None
     history, scores = _schedule(model, cfg, train, valid, device, procs, refit_head=not refit_schedule)
     if refit_schedule:
         decay = next(row["chosen_weight_decay"] for row in history if "chosen_weight_decay" in row)
