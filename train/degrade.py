@@ -31,6 +31,7 @@ from scipy.signal import fftconvolve, lfilter, sosfilt
 
 SPEAKERS = ("phone", "laptop", "bluetooth", "pa")
 MICS = ("phone", "laptop")
+EFFECTS = ("speaker", "room", "noise", "mic")  # the chain's parts that `degrade` can leave out, in its order
 ROOMS_PER_BANK = 256  # random conditions draw their room from a bank: each RIR is simulated once per process
 
 
@@ -221,20 +222,28 @@ def _agc(x: np.ndarray, sr: int, target_rms: float = 0.1, max_gain_db: float = 3
 
 
 def degrade(samples: np.ndarray, sample_rate: int, seed: int = 0, condition: Condition | None = None,
-            bank: int = 0, same_kind: float = 0.0) -> np.ndarray:  # fmt: skip
+            bank: int = 0, same_kind: float = 0.0, effects: tuple[str, ...] = EFFECTS) -> np.ndarray:  # fmt: skip
     """``samples`` (mono float32) as heard in a classroom: ``condition``, or a random one drawn with ``seed`` (its
     room from room bank ``bank``: training uses 0, evaluation 1; ``same_kind``: see `random_condition`). Same length,
-    deterministic for given arguments."""
+    deterministic for given arguments. ``effects``: the parts of the chain applied (`EFFECTS`; level, gain and
+    clipping always are); each part draws its details whether applied or not, so the others stay the same."""
+    if unknown := set(effects) - set(EFFECTS):
+        raise ValueError(f"effects must be among {EFFECTS}, not {sorted(unknown)}")
     rng = np.random.default_rng(seed)
     condition = condition or random_condition(rng, bank, same_kind)
     if condition.speaker not in SPEAKERS or condition.mic not in MICS:
         raise ValueError(f"speaker must be one of {SPEAKERS} and mic one of {MICS}, not {condition}")
     x = np.asarray(samples, dtype=np.float64)
     n, sr = len(x), sample_rate
-    x = _speaker(x * 10 ** (rng.uniform(-12, 0) / 20), sr, condition.speaker, rng)
-    x = fftconvolve(x, room_impulse_response(condition.room, sr))[:n]
-    x = x + background_noise(n, sr, rng) * np.sqrt(np.mean(x**2)) * 10 ** (-condition.snr_db / 20)
-    x = _mic(x, sr, condition.mic, rng)
+    x *= 10 ** (rng.uniform(-12, 0) / 20)
+    played = _speaker(x, sr, condition.speaker, rng)
+    x = played if "speaker" in effects else x
+    if "room" in effects:
+        x = fftconvolve(x, room_impulse_response(condition.room, sr))[:n]
+    noise = background_noise(n, sr, rng) * np.sqrt(np.mean(x**2)) * 10 ** (-condition.snr_db / 20)
+    x = x + noise if "noise" in effects else x
+    heard = _mic(x, sr, condition.mic, rng)
+    x = heard if "mic" in effects else x
     x = _agc(x, sr) if rng.random() < 0.5 else x / max(np.abs(x).max(), 1e-6) * 0.5
     if rng.random() < 0.1:  # a microphone overdriven by a loud speaker nearby
         limit = rng.uniform(0.3, 0.7) * np.abs(x).max()

@@ -3,7 +3,8 @@
 Clip-level accuracy (95% CI), balanced accuracy, per-genre P/R/F1 and the confusion matrix (printed and
 saved as a plotly HTML figure). Clips are predicted exactly as users' files are: `GenreClassifier.predict`.
 ``--degrade`` plays each clip through a random simulated classroom; ``--grid`` scores the classroom grid (RT60 x
-distance x SNR x device, `train.degrade.GRID`), or the cells named with ``--cell``.
+distance x SNR x device, `train.degrade.GRID`), or the cells named with ``--cell``; ``--effects`` takes one cell
+apart (speaker, room, noise, microphone: each alone and all but each).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from genre_model.inference import GenreClassifier
 from genre_model.plots import confusion_figure
 
 from .data import scan_dataset, split_clips
-from .degrade import GRID, degrade, grid_condition
+from .degrade import EFFECTS, GRID, degrade, grid_condition
 from .metrics import balanced_accuracy, format_report, summarize
+
+KEY_CELL = (0.8, 3.0, 10.0, "phone")  # the classroom the issue's target names: RT60 0.8 s, 3 m, 10 dB, phone
 
 
 def _seed(clip) -> int:
@@ -55,32 +58,62 @@ def cell_name(rt60_s: float, distance_m: float, snr_db: float, device: str) -> s
     return f"RT60 {rt60_s:g} s, {distance_m:g} m, {snr_db:g} dB, {device}"
 
 
-def evaluate_grid(classifier: GenreClassifier, clips, cells: list[tuple]) -> dict[str, dict]:
-    """Balanced accuracy and accuracy, clean and in each classroom cell (rt60, distance, snr, device). The room's
-    shape comes from the clip (one of `ROOMS_PER_CELL` per cell), the noise and device details from its id."""
-    genres, sr = classifier.genres, classifier.sample_rate
+def _decoded(classifier: GenreClassifier, clips) -> tuple[list, np.ndarray]:
     waves, labels = [], []
     for clip in tqdm(clips, desc="decoding", unit="clip", file=sys.stderr):
         try:
-            waves.append((clip, load_audio(clip.path, sr).samples))
-            labels.append(genres.index(clip.genre))
+            waves.append((clip, load_audio(clip.path, classifier.sample_rate).samples))
+            labels.append(classifier.genres.index(clip.genre))
         except AudioError:
             continue
+    return waves, np.asarray(labels)
 
-    def score(condition_of) -> dict:
-        pred = []
-        for clip, samples in waves:
-            condition = condition_of(clip)
-            audio = samples if condition is None else degrade(samples, sr, _seed(clip), condition)
-            pred.append(genres.index(classifier.predict((sr, audio)).genre))
-        y, p = np.asarray(labels), np.asarray(pred)
-        return {"balanced_accuracy": balanced_accuracy(y, p), "accuracy": float((y == p).mean())}
 
-    results = {"clean": score(lambda clip: None)}
+def _score(classifier: GenreClassifier, waves: list, labels: np.ndarray, cell: tuple | None,
+           effects: tuple[str, ...] = EFFECTS) -> dict:  # fmt: skip
+    """Balanced accuracy and accuracy with every clip through ``cell`` (None: clean). The room's shape comes from the
+    clip (one of ``GRID.rooms`` per cell), the noise and device details from its id."""
+    genres, sr, pred = classifier.genres, classifier.sample_rate, []
+    for clip, samples in waves:
+        if cell is not None:
+            condition = grid_condition(*cell, seed=_seed(clip) % GRID.rooms)
+            samples = degrade(samples, sr, _seed(clip), condition, effects=effects)
+        pred.append(genres.index(classifier.predict((sr, samples)).genre))
+    pred = np.asarray(pred)
+    return {"balanced_accuracy": balanced_accuracy(labels, pred), "accuracy": float((labels == pred).mean())}
+
+
+def evaluate_grid(classifier: GenreClassifier, clips, cells: list[tuple]) -> dict[str, dict]:
+    """Balanced accuracy and accuracy, clean and in each classroom cell (rt60, distance, snr, device)."""
+    waves, labels = _decoded(classifier, clips)
+    results = {"clean": _score(classifier, waves, labels, None)}
     for cell in tqdm(cells, desc="classroom grid", unit="cell", file=sys.stderr):
-        results[cell_name(*cell)] = score(lambda clip, c=cell: grid_condition(*c, seed=_seed(clip) % GRID.rooms))
+        results[cell_name(*cell)] = _score(classifier, waves, labels, cell)
         tqdm.write(f"{cell_name(*cell)}: {results[cell_name(*cell)]['balanced_accuracy']:.1%}", file=sys.stderr)
     return results
+
+
+def evaluate_effects(classifier: GenreClassifier, clips, cell: tuple) -> dict[str, dict]:
+    """One classroom cell taken apart: clean, each effect of the chain alone, all but each, and all of them."""
+    waves, labels = _decoded(classifier, clips)
+    runs = {"clean": (), **{f"{e} alone": (e,) for e in EFFECTS},
+            **{f"all but {e}": tuple(x for x in EFFECTS if x != e) for e in EFFECTS}, "all": EFFECTS}  # fmt: skip
+    results = {}
+    for name, effects in tqdm(runs.items(), desc=cell_name(*cell), unit="run", file=sys.stderr):
+        results[name] = _score(classifier, waves, labels, cell if effects else None, effects)
+        tqdm.write(f"{name}: {results[name]['balanced_accuracy']:.1%}", file=sys.stderr)
+    return results
+
+
+def effects_table(results: dict[str, dict]) -> str:
+    """`evaluate_effects` as markdown: balanced accuracy with each effect alone and with all but it."""
+
+    def cell(name: str) -> str:
+        return f"{results[name]['balanced_accuracy']:.1%}"
+
+    lines = [f"clean: {cell('clean')} balanced; all effects: {cell('all')}", "",
+             "| effect | alone | all but it |", "|---|---|---|"]  # fmt: skip
+    return "\n".join(lines + [f"| {e} | {cell(f'{e} alone')} | {cell(f'all but {e}')} |" for e in EFFECTS])
 
 
 def grid_table(results: dict[str, dict]) -> str:
@@ -125,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", action="store_true", help="score the classroom grid (clean and every cell)")
     parser.add_argument("--cell", nargs=4, action="append", metavar=("RT60_S", "DISTANCE_M", "SNR_DB", "DEVICE"),
                         help="score only this cell of the grid (repeatable), e.g. --cell 0.8 3 10 phone")  # fmt: skip
+    parser.add_argument("--effects", action="store_true", help="take one cell (--cell, default 0.8 3 10 phone) apart: "
+                        f"each of {', '.join(EFFECTS)} alone and all but each")  # fmt: skip
     parser.add_argument(
         "--calibrate",
         action="store_true",
@@ -145,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"skipping clips of genres the model does not know: {', '.join(unknown)}", file=sys.stderr)
         clips = [c for c in clips if c.genre in classifier.genres]
-    if args.grid or args.cell:
+    if args.grid or args.cell or args.effects:
         return _print_grid(args, classifier, clips)
     scores, skipped, probs = evaluate(classifier, clips, args.degrade)
     if args.calibrate:
@@ -192,8 +227,16 @@ def _print_grid(args: argparse.Namespace, classifier: GenreClassifier, clips) ->
             raise ValueError
     except ValueError:
         raise SystemExit(f"error: --cell takes RT60_S DISTANCE_M SNR_DB DEVICE, DEVICE one of {GRID.devices}") from None
-    results = evaluate_grid(classifier, clips, cells)
     split = args.split if args.split_dir else "all"
+    if args.effects:
+        if len(cells) > 1 and args.cell:
+            raise SystemExit("error: --effects takes one cell apart: give at most one --cell")
+        cell = cells[0] if args.cell else KEY_CELL
+        results = evaluate_effects(classifier, clips, cell)
+        print(json.dumps({"model": classifier.name, "split": split, "cell": cell_name(*cell), "effects": results})
+              if args.json else f"{cell_name(*cell)}\n\n{effects_table(results)}")  # fmt: skip
+        return 0
+    results = evaluate_grid(classifier, clips, cells)
     if Path(args.model).is_dir() and not args.cell:
         (Path(args.model) / f"{split}-grid.eval.json").write_text(json.dumps(results, indent=1))
     print(json.dumps({"model": classifier.name, "split": split, "grid": results}) if args.json else grid_table(results))

@@ -10,6 +10,7 @@ import soundfile as sf
 from genre_model.synth import four_on_the_floor, waltz
 from tests.conftest import SR
 from train.degrade import (
+    EFFECTS,
     MICS,
     ROOMS_PER_BANK,
     SPEAKERS,
@@ -93,6 +94,20 @@ def test_a_phone_loses_the_bass_and_noise_sets_the_snr():
     assert 2 < residual_snr_db(quiet, noisy) < 9
 
 
+def test_each_effect_can_be_left_out_and_the_others_stay_the_same():
+    x = four_on_the_floor(6.0)
+    phone = grid_condition(0.8, 3.0, 10, "phone", seed=0)
+    bass = band_energy_db(x, 20, 200)
+    assert abs(band_energy_db(degrade(x, SR, 0, phone, effects=()), 20, 200) - bass) < 1  # level and gain only
+    assert band_energy_db(degrade(x, SR, 0, phone, effects=("speaker",)), 20, 200) < bass - 10
+    # without the noise: the same speaker, room, microphone and gain as with noise 200 dB down
+    no_noise = degrade(x, SR, 0, phone, effects=("speaker", "room", "mic"))
+    np.testing.assert_allclose(no_noise, degrade(x, SR, 0, replace(phone, snr_db=200.0)), atol=1e-5)
+    assert 4 < residual_snr_db(no_noise, degrade(x, SR, 0, phone, effects=EFFECTS)) < 14
+    with pytest.raises(ValueError, match="effects must be among"):
+        degrade(x, SR, 0, phone, effects=("speaker", "walls"))
+
+
 @pytest.mark.slow
 def test_evaluate_classroom_and_grid_on_generated_audio(random_model_dir, tmp_path):
     for genre, make in (("classical", waltz), ("disco", four_on_the_floor)):
@@ -114,6 +129,16 @@ def test_evaluate_classroom_and_grid_on_generated_audio(random_model_dir, tmp_pa
     assert all(0 <= c["balanced_accuracy"] <= 1 for c in cells.values())
     bad = subprocess.run([*base, "--grid", "--cell", "0.8", "3", "10", "walkman"], capture_output=True, text=True)
     assert bad.returncode != 0 and "DEVICE one of" in bad.stderr
+    apart = subprocess.run([*base, "--effects"], capture_output=True, text=True, timeout=300)
+    assert apart.returncode == 0, apart.stderr
+    taken = json.loads(apart.stdout)
+    assert taken["cell"] == "RT60 0.8 s, 3 m, 10 dB, phone"  # the key cell by default
+    runs = {"clean", "all", *(f"{e} alone" for e in EFFECTS), *(f"all but {e}" for e in EFFECTS)}
+    assert set(taken["effects"]) == runs
+    assert taken["effects"]["all"] == cells["RT60 0.8 s, 3 m, 10 dB, phone"]  # all effects: the grid's cell
+    two_cells = ["--cell", "0.8", "3", "10", "phone", "--cell", "0.4", "1", "20", "laptop"]
+    two = subprocess.run([*base, "--effects", *two_cells], capture_output=True, text=True)
+    assert two.returncode != 0 and "at most one --cell" in two.stderr
 
 
 def test_live_stream_of_a_degraded_clip_agrees_with_offline(classifier):
