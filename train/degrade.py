@@ -235,7 +235,7 @@ def degrade(samples: np.ndarray, sample_rate: int, seed: int = 0, condition: Con
         raise ValueError(f"speaker must be one of {SPEAKERS} and mic one of {MICS}, not {condition}")
     x = np.asarray(samples, dtype=np.float64)
     n, sr = len(x), sample_rate
-    x *= 10 ** (rng.uniform(-12, 0) / 20)
+    x = x * 10 ** (rng.uniform(-12, 0) / 20)  # a new array: never scale the caller's samples
     played = _speaker(x, sr, condition.speaker, rng)
     x = played if "speaker" in effects else x
     if "room" in effects:
