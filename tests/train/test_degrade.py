@@ -40,6 +40,9 @@ def test_deterministic_same_length_finite():
     assert a.shape == x.shape and a.dtype == np.float32 and np.isfinite(a).all() and np.abs(a).max() <= 1
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, degrade(x, SR, seed=8))
+    x64 = x.astype(np.float64)
+    degrade(x64, SR, seed=7)
+    np.testing.assert_array_equal(x64, x.astype(np.float64))  # the caller's samples are left as they were
 
 
 def test_a_room_sounds_the_same_whatever_was_simulated_before():
