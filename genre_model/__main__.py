@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .audio import AUDIO_SUFFIXES, AudioError
-from .distributed import Processes, start, stop
+from .distributed import Processes, processes
 from .inference import GenreClassifier, Prediction
 
 
@@ -26,11 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available; torchrun: each GPU)")
     predict.add_argument("--json", action="store_true", help="one JSON object per file per line")
     args = parser.parse_args(argv)
-    procs = start()  # under torchrun: the files are split by rank, rank 0 writes every line in input order
-    try:
+    with processes() as procs:  # under torchrun: the files are split by rank, rank 0 writes every line in input order
         return _predict(args, procs)
-    finally:
-        stop(procs)
 
 
 def audio_files(paths: list[str]) -> list[str]:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from genre_model.audio import Waveform
 from genre_model.base import GenreNet
-from genre_model.distributed import Processes, start, stop
+from genre_model.distributed import Processes, processes
 from genre_model.explain import calibrate_entropy_threshold
 from genre_model.inference import pick_device
 from genre_model.loading import load_model
@@ -142,14 +142,11 @@ def streamed_scores(model: GenreNet, folder: str, device: torch.device, chunk: i
 
 def train(cfg: TrainConfig) -> dict:
     """Train, evaluate, save into ``cfg.out`` (rank 0 under torchrun); returns the metrics (other ranks: history)."""
-    procs = start()
-    if not procs.is_main:  # one set of progress bars and messages: rank 0's
-        tqdm.__init__ = partialmethod(tqdm.__init__, disable=True)
-        tqdm.write = lambda *args, **kwargs: None
-    try:
+    with processes() as procs:
+        if not procs.is_main:  # one set of progress bars and messages: rank 0's
+            tqdm.__init__ = partialmethod(tqdm.__init__, disable=True)
+            tqdm.write = lambda *args, **kwargs: None
         return _train(cfg, procs)
-    finally:
-        stop(procs)
 
 
 def _train(cfg: TrainConfig, procs: Processes) -> dict:

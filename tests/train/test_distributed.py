@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import torch.multiprocessing as mp
 
 from bench.serve import free_port
 from genre_model.audio import load_audio
-from genre_model.distributed import start, stop
+from genre_model.distributed import processes, start, stop
 from tests.conftest import GENRES3, chirp, noise, tone
 from tests.test_registry import ToyMean
 from tests.train.test_fit import musicnn_args, needs_musicnn
@@ -44,6 +45,21 @@ def _fit(rank: int, world: int, port: int, root: Path, out: Path, batch: int, ep
     fit_network(model, cfg, *_data(root), torch.device("cpu"), procs)
     torch.save(model.state_dict(), out / f"rank{rank}.pt")
     stop(procs)
+
+
+def _leave(rank: int, world: int, port: int, out: Path) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))  # fmt: skip
+    with processes() as procs:
+        if procs.is_main:
+            time.sleep(1.0)  # rank 0 still scoring and saving
+            (out / "saved").write_text(repr(time.time()))
+    (out / f"left{rank}").write_text(repr(time.time()))
+
+
+def test_no_rank_tears_down_before_rank_0_is_done(tmp_path):
+    mp.spawn(_leave, args=(2, free_port(), tmp_path), nprocs=2)
+    assert float((tmp_path / "left1").read_text()) >= float((tmp_path / "saved").read_text())
 
 
 def _last_epoch_weights(out: Path) -> dict:
