@@ -158,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", action="store_true", help="score the classroom grid (clean and every cell)")
     parser.add_argument("--cell", nargs=4, action="append", metavar=("RT60_S", "DISTANCE_M", "SNR_DB", "DEVICE"),
                         help="score only this cell of the grid (repeatable), e.g. --cell 0.8 3 10 phone")  # fmt: skip
-    parser.add_argument("--effects", action="store_true", help="take one cell (--cell, default 0.8 3 10 phone) apart: "
-                        f"each of {', '.join(EFFECTS)} alone and all but each")  # fmt: skip
+    parser.add_argument("--effects", action="store_true",
+                        help=f"take one cell (--cell; default: {cell_name(*KEY_CELL)}) apart: each of "
+                        f"{', '.join(EFFECTS)} alone and all but each")  # fmt: skip
     parser.add_argument(
         "--calibrate",
         action="store_true",
@@ -229,8 +230,8 @@ def _print_grid(args: argparse.Namespace, classifier: GenreClassifier, clips) ->
         raise SystemExit(f"error: --cell takes RT60_S DISTANCE_M SNR_DB DEVICE, DEVICE one of {GRID.devices}") from None
     split = args.split if args.split_dir else "all"
     if args.effects:
-        if len(cells) > 1 and args.cell:
-            raise SystemExit("error: --effects takes one cell apart: give at most one --cell")
+        if args.grid or len(args.cell or []) > 1:
+            raise SystemExit("error: --effects takes one cell apart: give at most one --cell, and no --grid")
         cell = cells[0] if args.cell else KEY_CELL
         results = evaluate_effects(classifier, clips, cell)
         print(json.dumps({"model": classifier.name, "split": split, "cell": cell_name(*cell), "effects": results})

@@ -142,6 +142,8 @@ def test_evaluate_classroom_and_grid_on_generated_audio(random_model_dir, tmp_pa
     two_cells = ["--cell", "0.8", "3", "10", "phone", "--cell", "0.4", "1", "20", "laptop"]
     two = subprocess.run([*base, "--effects", *two_cells], capture_output=True, text=True)
     assert two.returncode != 0 and "at most one --cell" in two.stderr
+    both = subprocess.run([*base, "--effects", "--grid"], capture_output=True, text=True)
+    assert both.returncode != 0 and "no --grid" in both.stderr
 
 
 def test_live_stream_of_a_degraded_clip_agrees_with_offline(classifier):
