@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipping clips of genres the model does not know: {', '.join(unknown)}", file=sys.stderr)
         clips = [c for c in clips if c.genre in classifier.genres]
     if args.grid or args.cell or args.effects:
-        return _print_grid(args, classifier, clips)
+        return _print_classroom(args, classifier, clips)
     scores, skipped, probs = evaluate(classifier, clips, args.degrade)
     if args.calibrate:
         if not Path(args.model).is_dir() or args.degrade:
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _print_grid(args: argparse.Namespace, classifier: GenreClassifier, clips) -> int:
+def _print_classroom(args: argparse.Namespace, classifier: GenreClassifier, clips) -> int:
     if args.calibrate:
         raise SystemExit("error: --calibrate needs clean audio; leave out --grid")
     try:

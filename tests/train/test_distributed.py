@@ -32,10 +32,15 @@ def _data(root: Path, sr: int = 22_050) -> tuple[tuple[list, list[int]], tuple[l
     return (waves[::2], labels[::2]), (waves[1::2], labels[1::2])
 
 
-def _fit(rank: int, world: int, port: int, root: Path, out: Path, batch: int, epochs: int, resume: bool = False):
-    """One rank (or a lone process): a seeded ToyMean fitted by `fit_network`; saves its final weights."""
+def _as_rank(rank: int, world: int, port: int) -> None:
+    """The environment torchrun gives each process (`genre_model.distributed.start` reads it)."""
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))  # fmt: skip
+
+
+def _fit(rank: int, world: int, port: int, root: Path, out: Path, batch: int, epochs: int, resume: bool = False):
+    """One rank (or a lone process): a seeded ToyMean fitted by `fit_network`; saves its final weights."""
+    _as_rank(rank, world, port)
     torch.set_num_threads(1)
     procs = start()
     torch.manual_seed(0)
@@ -48,8 +53,7 @@ def _fit(rank: int, world: int, port: int, root: Path, out: Path, batch: int, ep
 
 
 def _leave(rank: int, world: int, port: int, out: Path) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))  # fmt: skip
+    _as_rank(rank, world, port)
     with processes() as procs:
         if procs.is_main:
             time.sleep(1.0)  # rank 0 still scoring and saving
@@ -179,8 +183,7 @@ def _fit_musicnn(rank: int, world: int, port: int, root: Path, out: Path) -> Non
     """One rank: the probe, one epoch of back-end fine-tuning and one of classroom distillation (whole network)."""
     from genre_model.registry import build_model
 
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))  # fmt: skip
+    _as_rank(rank, world, port)
     torch.set_num_threads(1)
     procs = start()
     cfg = parse_args([*musicnn_args(root, out), "--unfreeze", "backend", "--epochs", "1", "--classroom-epochs", "1"])
