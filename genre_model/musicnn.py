@@ -272,15 +272,23 @@ class MusicnnBackbone(nn.Module):
             grad.view(-1).index_add_(0, (start[:, None, None] + patch).flatten(), values.flatten())
         return grad[:, pad : pad + t].transpose(1, 2) * _bn_scale(self.input_bn)  # input batch norm: one channel
 
-    def from_front_end(self, front: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 561, T) -> (tag logits (B, 50), penultimate (B, 200)): mid end and back end."""
+    def pooled(self, front: torch.Tensor) -> torch.Tensor:
+        """(B, 561, T) -> the mid end's output pooled over time and batch-normalised (B, 1506)."""
         m1 = self.midend[0](front)
         m2 = self.midend[1](m1) + m1
         m3 = self.midend[2](m2) + m2
         features = torch.cat([front, m1, m2, m3], dim=1)  # (B, 753, T)
         pooled = torch.stack([features.amax(dim=2), features.mean(dim=2)], dim=2).flatten(1)  # TF order: max, mean
-        penultimate = self.dense_bn(F.relu(self.dense(self.dropout(self.pool_bn(pooled)))))
+        return self.pool_bn(pooled)
+
+    def from_pooled(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1506) -> (tag logits (B, 50), penultimate (B, 200)): the back end."""
+        penultimate = self.dense_bn(F.relu(self.dense(self.dropout(pooled))))
         return self.tags(self.dropout(penultimate)), penultimate
+
+    def from_front_end(self, front: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 561, T) -> (tag logits (B, 50), penultimate (B, 200)): mid end and back end."""
+        return self.from_pooled(self.pooled(front))
 
     def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, n_mels, T) -> (tag logits (B, 50), penultimate (B, 200))."""

@@ -4,7 +4,9 @@ Teacher-student distillation (Hinton, Vinyals & Dean 2015; the clean-teacher / n
 "Robust speech recognition using generalized distillation", 2017): the model the probe made, frozen, hears a clean
 window (the teacher); a copy of it (the student) hears the same window played through a freshly simulated classroom
 (`train.degrade`: new room, devices, noise and level for every window of every epoch) and learns the teacher's genre
-probabilities and MSD tags, plus the label. A quarter of each batch is heard clean, so clean accuracy holds.
+probabilities and MSD tags, plus the label; with ``feature_weight``, also the teacher's pooled backbone features of
+the clean window (an intermediate "hint", Romero et al., "FitNets", ICLR 2015). A quarter of each batch is heard
+clean, so clean accuracy holds.
 
 The backbone's layers train with the head (the probe alone cannot help: the frozen backbone's features already move in
 a room): the whole network by default (in float, the int8 front end switched off until the end), or only the mid
@@ -58,6 +60,7 @@ class ClassroomConfig:
     clean_share: float = 0.25  # of each batch, heard clean
     label_weight: float = 0.5  # cross-entropy with the label, beside the teacher's soft targets
     tag_weight: float = 0.5  # the MSD tags stay the teacher's, so the app can still show them
+    feature_weight: float = 0.0  # mean squared distance of the student's pooled backbone features from the teacher's
     context_s: float = 1.5  # audio before the window whose reverberation rings into it
     same_kind: float = 0.0  # share of classrooms where one kind of device plays and hears (`train.degrade`)
 
@@ -96,16 +99,26 @@ def _predicted(model: MusicnnGenre, waves: list[Waveform], procs: Processes) -> 
     return _clip_probabilities(model, waves, procs).argmax(axis=1)
 
 
-def _student_step(frozen_front: bool) -> Callable[[MusicnnGenre, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """What the student computes from the heard windows (B, samples): (genre logits, tag logits)."""
+Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
-    def step(model: MusicnnGenre, heard: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+
+def _outputs(model: MusicnnGenre, front: torch.Tensor) -> Outputs:
+    """From the front end's output (B, 561, T): genre logits (B, genres), tag logits (B, 50) and the pooled
+    features (B, 1506)."""
+    pooled = model.backbone.pooled(front)
+    tags, penultimate = model.backbone.from_pooled(pooled)
+    return model.head(penultimate), tags, pooled
+
+
+def _student_step(frozen_front: bool) -> Callable[[MusicnnGenre, torch.Tensor], Outputs]:
+    """What the student computes from the heard windows (B, samples): `_outputs`."""
+
+    def step(model: MusicnnGenre, heard: torch.Tensor) -> Outputs:
         if not frozen_front:
-            return model.classify_and_tag(model.to_logmel(heard))
+            return _outputs(model, model.backbone.front_end(model.to_logmel(heard)))
         with torch.no_grad():  # runs as at inference (int8 where it can): the ranges calibrated for it still hold
             front = model.backbone.front_end(model.to_logmel(heard))
-        tags, penultimate = model.backbone.from_front_end(front)
-        return model.head(penultimate), tags
+        return _outputs(model, front)
 
     return step
 
@@ -160,11 +173,14 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
             clips = rng.choice(len(waves), size=cfg.batch_windows, p=draw)
             clean, heard = (torch.from_numpy(a).to(device) for a in _classroom_windows(waves, clips, cfg, win, rng))
             with torch.no_grad():
-                teacher_logits, teacher_tags = teacher.classify_and_tag(teacher.to_logmel(clean))
-            logits, tags = student(heard)
+                teacher_logits, teacher_tags, teacher_pooled = _outputs(
+                    teacher, teacher.backbone.front_end(teacher.to_logmel(clean))
+                )
+            logits, tags, pooled = student(heard)
             loss = F.kl_div(F.log_softmax(logits, -1), F.softmax(teacher_logits, -1), reduction="batchmean")
             loss = loss + cfg.label_weight * F.cross_entropy(logits, torch.from_numpy(y[clips]).to(device))
-            if teacher_tags is not None:
+            loss = loss + cfg.feature_weight * F.mse_loss(pooled, teacher_pooled)
+            if model.tag_names:
                 loss = loss + cfg.tag_weight * F.binary_cross_entropy_with_logits(tags, torch.sigmoid(teacher_tags))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -34,7 +34,8 @@ from .shards import decoded_clips, is_shard_folder, load_split, split_counts, sp
 
 # Which flags each recipe (`genre_model.registry.Architecture.recipe`) reads; any other given flag is refused.
 NETWORK_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "crops_per_clip", "mixup_alpha", "patience", "resume")
-PROBE_FLAGS = ("augment", "copies", "same_kind", "refit_on_valid", "unfreeze", "classroom_epochs", "classroom_layers")
+PROBE_FLAGS = ("augment", "copies", "same_kind", "refit_on_valid", "unfreeze", "classroom_epochs", "classroom_layers",
+               "classroom_features")  # fmt: skip
 NETWORK_DEFAULTS = dict(epochs=40, batch_size=32, lr=1e-3, weight_decay=1e-2, crops_per_clip=1, mixup_alpha=0.0,
                         patience=10)  # under each architecture's registered `training` defaults  # fmt: skip
 FINETUNE_FLAGS = {"epochs": "epochs", "batch_size": "batch_clips", "lr": "lr", "weight_decay": "weight_decay",
@@ -67,6 +68,7 @@ class TrainConfig:
     finetune: dict = field(default_factory=dict)  # musicnn-genre with unfreeze: FinetuneConfig fields given as flags
     classroom_epochs: int = 0  # musicnn-genre: then distil into a classroom-robust model (classroom.py); 0 = off
     classroom_layers: str = "all"  # which backbone layers the distillation trains (classroom.TRAINED)
+    classroom_features: float = 0.0  # weight of matching the teacher's pooled backbone features (classroom.py)
     resume: bool = False  # network recipe: continue from the checkpoint in ``out`` (train.network)
 
 
@@ -116,7 +118,8 @@ def _schedule(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Waveform]
         more, scores = finetune(model, train, valid, n_clean, cfg.seed, cache / "front", stage, device, procs)
         history += more
     if cfg.classroom_epochs:
-        stage = ClassroomConfig(epochs=cfg.classroom_epochs, trained=cfg.classroom_layers, same_kind=cfg.same_kind)
+        stage = ClassroomConfig(epochs=cfg.classroom_epochs, trained=cfg.classroom_layers, same_kind=cfg.same_kind,
+                                feature_weight=cfg.classroom_features)  # fmt: skip
         more, scores = classroom_finetune(model, clean, valid, cfg.seed, stage, device, procs)
         history += more
     return history, scores
@@ -266,6 +269,10 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         choices=list(CLASSROOM_LAYERS),
         help="musicnn-genre with --classroom-epochs: the backbone layers distillation trains",
     )
+    parser.add_argument("--classroom-features", type=float,
+                        help="musicnn-genre with --classroom-epochs: weight of the student matching the teacher's "
+                        "pooled backbone features (mean squared distance), beside its genre and tag answers (0)",
+                        )  # fmt: skip
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -292,8 +299,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             refuse(
                 flag, f"does not apply to {entry.name}: its head is fitted by a linear probe, not by epochs of crops"
             )
-    if "classroom_layers" in args and "classroom_epochs" not in args:
-        refuse("classroom_layers", "needs --classroom-epochs")
+    for flag in ("classroom_layers", "classroom_features"):
+        if flag in args and "classroom_epochs" not in args:
+            refuse(flag, "needs --classroom-epochs")
     if args.get("refit_on_valid") and "unfreeze" in args:
         refuse("refit-on-valid", "refits the probe and the distillation, not --unfreeze's fine-tuning: leave one out")
     finetune = {FINETUNE_FLAGS[f]: args.pop(f) for f in list(args) if f in FINETUNE_FLAGS}

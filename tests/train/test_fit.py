@@ -3,6 +3,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -174,6 +175,40 @@ def test_classroom_distillation_without_valid_runs_every_epoch_and_keeps_the_las
     assert [h["epoch"] for h in history[:-1]] == [0, 1, 2] and history[-1]["best_epoch"] == 2
     assert not torch.equal(model.backbone.dense.weight, dense)  # the last epoch's weights, not the probe's
     assert set(scores) == {"train"} and scores["train"]["n_clips"] == 2
+
+
+@needs_musicnn
+def test_matching_the_teachers_features_brings_the_classroom_features_closer_to_the_clean_ones():
+    """``feature_weight`` (``--classroom-features``): the student's pooled features of windows heard in a classroom
+    end nearer the teacher's of the clean windows than the same distillation without it leaves them."""
+    import copy
+
+    from genre_model.audio import Waveform
+    from genre_model.registry import build_model
+    from train.classroom import ClassroomConfig, classroom_finetune
+    from train.degrade import degrade
+    from train.probe import load_backbone
+
+    waves = [Waveform(make(3.5), 16_000, 3.5, 3.5) for make in (lambda s: noise(s, sr=16_000), lambda s: tone(
+        300.0, s, sr=16_000), lambda s: chirp(s, sr=16_000))]  # fmt: skip
+    clean = torch.from_numpy(np.stack([w.samples[: 186 * 256] for w in waves]))
+    heard = torch.from_numpy(np.stack([degrade(w.samples, 16_000, seed=7)[: 186 * 256] for w in waves]))
+    torch.manual_seed(0)
+    teacher = build_model("musicnn-genre").eval()
+    load_backbone(teacher)
+
+    def pooled(model, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model.backbone.pooled(model.backbone.front_end(model.to_logmel(x)))
+
+    def distance_after(feature_weight: float) -> float:
+        student = copy.deepcopy(teacher)
+        cfg = ClassroomConfig(epochs=2, trained="midend", windows_per_clip=8, batch_windows=4, clean_share=0.0,
+                              lr=1e-4, feature_weight=feature_weight)  # fmt: skip
+        classroom_finetune(student, (waves, [0, 1, 2]), None, 0, cfg)
+        return torch.mean((pooled(student, heard) - pooled(teacher, clean)) ** 2).item()
+
+    assert distance_after(20.0) < 0.8 * distance_after(0.0)
 
 
 @needs_musicnn

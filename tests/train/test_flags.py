@@ -18,6 +18,8 @@ BASE = ["--data", "d", "--out", "o"]
         ("musicnn-genre", ["--unfreeze", "midend", "--mixup-alpha", "0.2"], "--mixup-alpha does not apply"),
         ("musicnn-genre", ["--crops-per-clip", "2"], "--crops-per-clip does not apply"),
         ("musicnn-genre", ["--classroom-layers", "midend"], "--classroom-layers needs --classroom-epochs"),
+        ("musicnn-genre", ["--classroom-features", "1"], "--classroom-features needs --classroom-epochs"),
+        ("chunk-cnn", ["--classroom-features", "1"], "--classroom-features applies to models on a pretrained"),
         ("musicnn-genre", ["--refit-on-valid", "--unfreeze", "backend"], "--refit-on-valid refits the probe and"),
         ("chunk-cnn", ["--copies", "2"], "--copies applies to models on a pretrained backbone"),
         ("ffnn", ["--same-kind", "0.5"], "--same-kind applies to models on a pretrained backbone"),
@@ -38,6 +40,8 @@ def test_flags_that_apply_reach_the_stage_that_reads_them():
     probe = parse_args(["--model", "musicnn-genre", *BASE, "--unfreeze", "midend", *given, "--device", "cpu"])
     assert probe.finetune == {"epochs": 3, "lr": 0.01, "batch_clips": 4, "patience": 2, "weight_decay": 0.1}
     assert probe.epochs is None and probe.device == "cpu"  # the probe reads neither epochs nor crops
+    distilled = parse_args(["--model", "musicnn-genre", *BASE, "--classroom-epochs", "2", "--classroom-features", "3"])
+    assert (distilled.classroom_epochs, distilled.classroom_features) == (2, 3.0)
 
 
 @pytest.mark.slow
