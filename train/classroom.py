@@ -114,9 +114,8 @@ def _student_step(frozen_front: bool) -> Callable[[MusicnnGenre, torch.Tensor], 
     """What the student computes from the heard windows (B, samples): `_outputs`."""
 
     def step(model: MusicnnGenre, heard: torch.Tensor) -> Outputs:
-        if not frozen_front:
-            return _outputs(model, model.backbone.front_end(model.to_logmel(heard)))
-        with torch.no_grad():  # runs as at inference (int8 where it can): the ranges calibrated for it still hold
+        # a frozen front end runs as at inference (int8 where it can): the ranges calibrated for it still hold
+        with torch.set_grad_enabled(not frozen_front):
             front = model.backbone.front_end(model.to_logmel(heard))
         return _outputs(model, front)
 
