@@ -23,8 +23,8 @@ so every process keeps the same epoch.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -99,27 +99,17 @@ def _predicted(model: MusicnnGenre, waves: list[Waveform], procs: Processes) -> 
     return _clip_probabilities(model, waves, procs).argmax(axis=1)
 
 
-Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-def _outputs(model: MusicnnGenre, front: torch.Tensor) -> Outputs:
-    """From the front end's output (B, 561, T): genre logits (B, genres), tag logits (B, 50) and the pooled
-    features (B, 1506)."""
+def _outputs(
+    model: MusicnnGenre, windows: torch.Tensor, front_trained: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Windows (B, samples) -> genre logits (B, genres), tag logits (B, 50) and the pooled backbone features
+    (B, 1506). A front end that is not trained runs without gradients, as at inference (int8 where it can): the
+    ranges calibrated for it still hold."""
+    with torch.set_grad_enabled(front_trained and torch.is_grad_enabled()):
+        front = model.backbone.front_end(model.to_logmel(windows))
     pooled = model.backbone.pooled(front)
     tags, penultimate = model.backbone.from_pooled(pooled)
     return model.head(penultimate), tags, pooled
-
-
-def _student_step(frozen_front: bool) -> Callable[[MusicnnGenre, torch.Tensor], Outputs]:
-    """What the student computes from the heard windows (B, samples): `_outputs`."""
-
-    def step(model: MusicnnGenre, heard: torch.Tensor) -> Outputs:
-        # a frozen front end runs as at inference (int8 where it can): the ranges calibrated for it still hold
-        with torch.set_grad_enabled(not frozen_front):
-            front = model.backbone.front_end(model.to_logmel(heard))
-        return _outputs(model, front)
-
-    return step
 
 
 def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[int]],
@@ -150,7 +140,7 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
     frozen_front = "frontend" not in TRAINED[cfg.trained]
     if not frozen_front:
         model.backbone.use_int8(False)  # the student's front end learns: float, with gradients
-    student = trained_forward(model, _student_step(frozen_front), device, procs)
+    student = trained_forward(model, partial(_outputs, front_trained=not frozen_front), device, procs)
     optimizer = torch.optim.AdamW(
         [{"params": pretrained, "lr": cfg.lr}, {"params": model.head.parameters(), "lr": cfg.head_lr}],
         weight_decay=cfg.weight_decay,
@@ -172,9 +162,7 @@ def classroom_finetune(model: MusicnnGenre, train: tuple[list[Waveform], list[in
             clips = rng.choice(len(waves), size=cfg.batch_windows, p=draw)
             clean, heard = (torch.from_numpy(a).to(device) for a in _classroom_windows(waves, clips, cfg, win, rng))
             with torch.no_grad():
-                teacher_logits, teacher_tags, teacher_pooled = _outputs(
-                    teacher, teacher.backbone.front_end(teacher.to_logmel(clean))
-                )
+                teacher_logits, teacher_tags, teacher_pooled = _outputs(teacher, clean)
             logits, tags, pooled = student(heard)
             loss = F.kl_div(F.log_softmax(logits, -1), F.softmax(teacher_logits, -1), reduction="batchmean")
             loss = loss + cfg.label_weight * F.cross_entropy(logits, torch.from_numpy(y[clips]).to(device))

@@ -131,11 +131,18 @@ def test_musicnn_classroom_distillation_trains_the_whole_network(tiny_dataset, t
     assert "start on train + valid with those choices" in (refit_out / "README.md").read_text()
 
 
+def _three_clips() -> list:
+    """Noise, a tone and a chirp of 3.5 s at musicnn's 16 kHz, as decoded clips."""
+    from genre_model.audio import Waveform
+
+    return [Waveform(make(3.5), 16_000, 3.5, 3.5) for make in (lambda s: noise(s, sr=16_000), lambda s: tone(
+        300.0, s, sr=16_000), lambda s: chirp(s, sr=16_000))]  # fmt: skip
+
+
 @needs_musicnn
 def test_classroom_distillation_of_the_mid_and_back_end_keeps_the_front_end_and_its_int8_ranges():
     import numpy as np
 
-    from genre_model.audio import Waveform
     from genre_model.registry import build_model
     from train.classroom import ClassroomConfig, classroom_finetune
     from train.probe import calibrate_int8, load_backbone
@@ -143,8 +150,7 @@ def test_classroom_distillation_of_the_mid_and_back_end_keeps_the_front_end_and_
     torch.manual_seed(0)
     model = build_model("musicnn-genre").eval()
     load_backbone(model)
-    waves = [Waveform(make(3.5), 16_000, 3.5, 3.5) for make in (lambda s: noise(s, sr=16_000), lambda s: tone(
-        300.0, s, sr=16_000), lambda s: chirp(s, sr=16_000))]  # fmt: skip
+    waves = _three_clips()
     calibrate_int8(model, waves)
     before = model.backbone.frontend[0].conv.weight.clone(), model.backbone.frontend[0].peak_range.clone()
     dense = model.backbone.dense.weight.clone()
@@ -183,14 +189,12 @@ def test_matching_the_teachers_features_brings_the_classroom_features_closer_to_
     end nearer the teacher's of the clean windows than the same distillation without it leaves them."""
     import copy
 
-    from genre_model.audio import Waveform
     from genre_model.registry import build_model
     from train.classroom import ClassroomConfig, classroom_finetune
     from train.degrade import degrade
     from train.probe import load_backbone
 
-    waves = [Waveform(make(3.5), 16_000, 3.5, 3.5) for make in (lambda s: noise(s, sr=16_000), lambda s: tone(
-        300.0, s, sr=16_000), lambda s: chirp(s, sr=16_000))]  # fmt: skip
+    waves = _three_clips()
     clean = torch.from_numpy(np.stack([w.samples[: 186 * 256] for w in waves]))
     heard = torch.from_numpy(np.stack([degrade(w.samples, 16_000, seed=7)[: 186 * 256] for w in waves]))
     torch.manual_seed(0)
