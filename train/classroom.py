@@ -63,26 +63,44 @@ class ClassroomConfig:
     feature_weight: float = 0.0  # mean squared distance of the student's pooled backbone features from the teacher's
     context_s: float = 1.5  # audio before the window whose reverberation rings into it
     same_kind: float = 0.0  # share of classrooms where one kind of device plays and hears (`train.degrade`)
+    mix_share: float = 0.0  # share of windows that mix in a second clip (`_mixed`): more distinct inputs to distil
+
+
+def _mixed(first: np.ndarray, second: np.ndarray, share: float) -> np.ndarray:
+    """The last samples the two have in common, ``second`` mixed into ``first`` at ``share`` of the amplitude (each
+    scaled to unit RMS first), at ``first``'s level. The teacher hears such a mix clean and answers for it; the label
+    stays ``first``'s, the louder."""
+    n = min(len(first), len(second))
+    first, second = first[len(first) - n :], second[len(second) - n :]
+    rms = [max(float(np.sqrt(np.mean(x**2))), 1e-6) for x in (first, second)]
+    return ((1 - share) * first + share * second * rms[0] / rms[1]).astype(np.float32)
 
 
 def _classroom_windows(waves: list[Waveform], clips: np.ndarray, cfg: ClassroomConfig, win: int,
                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """A random window of each chosen clip, clean (B, win), and as heard in a fresh random classroom (B, win)
-    for all but the first ``clean_share`` of them."""
+    for all but the first ``clean_share`` of them. A ``mix_share`` of the windows, drawn at random, first mix in a
+    window of another clip at 15-45% (`_mixed`; each window ends its segment, so they are aligned at the end)."""
     sr = waves[0].sample_rate
     context = int(cfg.context_s * sr)
     clean, heard = np.zeros((len(clips), win), np.float32), np.zeros((len(clips), win), np.float32)
     n_clean = int(round(cfg.clean_share * len(clips)))
-    for row, c in enumerate(clips):
-        samples = waves[c].samples
+
+    def segment_of(samples: np.ndarray) -> tuple[np.ndarray, int]:  # (context + window, the window's length)
         start = int(rng.integers(0, max(1, len(samples) - win + 1)))
-        segment, crop = samples[max(0, start - context) : start + win], samples[start : start + win]
-        clean[row, : len(crop)] = crop
+        return samples[max(0, start - context) : start + win], len(samples[start : start + win])
+
+    for row, c in enumerate(clips):
+        segment, n = segment_of(waves[c].samples)
+        if cfg.mix_share and rng.random() < cfg.mix_share:  # (no draw when off: the same classrooms as before)
+            other, m = segment_of(waves[int(rng.integers(len(waves)))].samples)
+            segment, n = _mixed(segment, other, float(rng.uniform(0.15, 0.45))), min(n, m)
+        clean[row, :n] = segment[len(segment) - n :]
         if row < n_clean:
             heard[row] = clean[row]
         else:
             played = degrade(segment, sr, seed=int(rng.integers(2**31)), same_kind=cfg.same_kind)
-            heard[row, : len(crop)] = played[len(segment) - len(crop) :]
+            heard[row, :n] = played[len(segment) - n :]
     return clean, heard
 
 

@@ -35,7 +35,7 @@ from .shards import decoded_clips, is_shard_folder, load_split, split_counts, sp
 # Which flags each recipe (`genre_model.registry.Architecture.recipe`) reads; any other given flag is refused.
 NETWORK_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "crops_per_clip", "mixup_alpha", "patience", "resume")
 PROBE_FLAGS = ("augment", "copies", "same_kind", "refit_on_valid", "unfreeze", "classroom_epochs", "classroom_layers",
-               "classroom_features")  # fmt: skip
+               "classroom_features", "classroom_mixes")  # fmt: skip
 NETWORK_DEFAULTS = dict(epochs=40, batch_size=32, lr=1e-3, weight_decay=1e-2, crops_per_clip=1, mixup_alpha=0.0,
                         patience=10)  # under each architecture's registered `training` defaults  # fmt: skip
 FINETUNE_FLAGS = {"epochs": "epochs", "batch_size": "batch_clips", "lr": "lr", "weight_decay": "weight_decay",
@@ -69,6 +69,7 @@ class TrainConfig:
     classroom_epochs: int = 0  # musicnn-genre: then distil into a classroom-robust model (classroom.py); 0 = off
     classroom_layers: str = "all"  # which backbone layers the distillation trains (classroom.TRAINED)
     classroom_features: float = 0.0  # weight of matching the teacher's pooled backbone features (classroom.py)
+    classroom_mixes: float = 0.0  # share of distillation's windows that mix in a second clip (classroom.py)
     resume: bool = False  # network recipe: continue from the checkpoint in ``out`` (train.network)
 
 
@@ -119,7 +120,7 @@ def _schedule(model: MusicnnGenre, cfg: TrainConfig, train: tuple[list[Waveform]
         history += more
     if cfg.classroom_epochs:
         stage = ClassroomConfig(epochs=cfg.classroom_epochs, trained=cfg.classroom_layers, same_kind=cfg.same_kind,
-                                feature_weight=cfg.classroom_features)  # fmt: skip
+                                feature_weight=cfg.classroom_features, mix_share=cfg.classroom_mixes)  # fmt: skip
         more, scores = classroom_finetune(model, clean, valid, cfg.seed, stage, device, procs)
         history += more
     return history, scores
@@ -273,6 +274,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                         help="musicnn-genre with --classroom-epochs: weight of the student matching the teacher's "
                         "pooled backbone features (mean squared distance), beside its genre and tag answers (0)",
                         )  # fmt: skip
+    parser.add_argument("--classroom-mixes", type=float,
+                        help="musicnn-genre with --classroom-epochs: share of distillation's windows that mix in a "
+                        "window of another training clip at 15-45%%, which the teacher hears clean (0)")  # fmt: skip
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -299,7 +303,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             refuse(
                 flag, f"does not apply to {entry.name}: its head is fitted by a linear probe, not by epochs of crops"
             )
-    for flag in ("classroom_layers", "classroom_features"):
+    for flag in ("classroom_layers", "classroom_features", "classroom_mixes"):
         if flag in args and "classroom_epochs" not in args:
             refuse(flag, "needs --classroom-epochs")
     if args.get("refit_on_valid") and "unfreeze" in args:

@@ -139,6 +139,27 @@ def _three_clips() -> list:
         300.0, s, sr=16_000), lambda s: chirp(s, sr=16_000))]  # fmt: skip
 
 
+def test_mixed_windows_hold_a_second_clip_at_15_to_45_percent_of_the_amplitude():
+    """``mix_share`` (``--classroom-mixes``): a window of another clip, scaled to the first's level, joins at 15-45%."""
+    from genre_model.audio import Waveform
+    from train.classroom import ClassroomConfig, _classroom_windows
+
+    low, high = tone(300.0, 6.0, sr=16_000, amp=0.5), tone(1000.0, 6.0, sr=16_000, amp=0.05)  # 20 dB quieter
+    waves = [Waveform(x, 16_000, 6.0, 6.0) for x in (low, high)]
+    win = 186 * 256
+    cfg = ClassroomConfig(mix_share=1.0, clean_share=1.0)  # every window mixed and heard clean: no classroom
+    clean, heard = _classroom_windows(waves, np.zeros(16, int), cfg, win, np.random.default_rng(0))
+    t = np.arange(win) / 16_000
+
+    def amplitude(x: np.ndarray, freq: float) -> float:
+        return 2 * abs(np.dot(x, np.exp(-2j * np.pi * freq * t))) / win
+
+    ratios = [amplitude(x, 1000.0) / amplitude(x, 300.0) for x in clean if amplitude(x, 1000.0) > 0.01]
+    assert np.array_equal(clean, heard) and 4 <= len(ratios) < 16  # the other clip is drawn from both
+    assert all(0.15 / 0.85 - 0.01 < r < 0.45 / 0.55 + 0.01 for r in ratios)
+    assert min(ratios) < 0.35 < max(ratios)  # the share varies
+
+
 @needs_musicnn
 def test_classroom_distillation_of_the_mid_and_back_end_keeps_the_front_end_and_its_int8_ranges():
     import numpy as np

@@ -20,6 +20,7 @@ BASE = ["--data", "d", "--out", "o"]
         ("musicnn-genre", ["--classroom-layers", "midend"], "--classroom-layers needs --classroom-epochs"),
         ("musicnn-genre", ["--classroom-features", "1"], "--classroom-features needs --classroom-epochs"),
         ("chunk-cnn", ["--classroom-features", "1"], "--classroom-features applies to models on a pretrained"),
+        ("musicnn-genre", ["--classroom-mixes", "0.5"], "--classroom-mixes needs --classroom-epochs"),
         ("musicnn-genre", ["--refit-on-valid", "--unfreeze", "backend"], "--refit-on-valid refits the probe and"),
         ("chunk-cnn", ["--copies", "2"], "--copies applies to models on a pretrained backbone"),
         ("ffnn", ["--same-kind", "0.5"], "--same-kind applies to models on a pretrained backbone"),
@@ -40,8 +41,9 @@ def test_flags_that_apply_reach_the_stage_that_reads_them():
     probe = parse_args(["--model", "musicnn-genre", *BASE, "--unfreeze", "midend", *given, "--device", "cpu"])
     assert probe.finetune == {"epochs": 3, "lr": 0.01, "batch_clips": 4, "patience": 2, "weight_decay": 0.1}
     assert probe.epochs is None and probe.device == "cpu"  # the probe reads neither epochs nor crops
-    distilled = parse_args(["--model", "musicnn-genre", *BASE, "--classroom-epochs", "2", "--classroom-features", "3"])
-    assert (distilled.classroom_epochs, distilled.classroom_features) == (2, 3.0)
+    distilled = parse_args(["--model", "musicnn-genre", *BASE, "--classroom-epochs", "2", "--classroom-features", "3",
+                            "--classroom-mixes", "0.5"])  # fmt: skip
+    assert (distilled.classroom_epochs, distilled.classroom_features, distilled.classroom_mixes) == (2, 3.0, 0.5)
 
 
 @pytest.mark.slow
