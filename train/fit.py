@@ -303,6 +303,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             refuse(
                 flag, f"does not apply to {entry.name}: its head is fitted by a linear probe, not by epochs of crops"
             )
+    for flag in ("same_kind", "classroom_mixes"):  # shares: a percentage given as 50 would mix every window
+        if not 0 <= args.get(flag, 0) <= 1:
+            refuse(flag, f"is a share from 0 to 1, not {args[flag]:g}")
     for flag in ("classroom_layers", "classroom_features", "classroom_mixes"):
         if flag in args and "classroom_epochs" not in args:
             refuse(flag, "needs --classroom-epochs")

@@ -21,6 +21,8 @@ BASE = ["--data", "d", "--out", "o"]
         ("musicnn-genre", ["--classroom-features", "1"], "--classroom-features needs --classroom-epochs"),
         ("chunk-cnn", ["--classroom-features", "1"], "--classroom-features applies to models on a pretrained"),
         ("musicnn-genre", ["--classroom-mixes", "0.5"], "--classroom-mixes needs --classroom-epochs"),
+        ("musicnn-genre", ["--classroom-epochs", "2", "--classroom-mixes", "50"], "--classroom-mixes is a share from"),
+        ("musicnn-genre", ["--same-kind", "-0.1"], "--same-kind is a share from 0 to 1, not -0.1"),
         ("musicnn-genre", ["--refit-on-valid", "--unfreeze", "backend"], "--refit-on-valid refits the probe and"),
         ("chunk-cnn", ["--copies", "2"], "--copies applies to models on a pretrained backbone"),
         ("ffnn", ["--same-kind", "0.5"], "--same-kind applies to models on a pretrained backbone"),
