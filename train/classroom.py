@@ -88,7 +88,7 @@ def _classroom_windows(waves: list[Waveform], clips: np.ndarray, cfg: ClassroomC
 
     def segment_of(samples: np.ndarray) -> tuple[np.ndarray, int]:  # (context + window, the window's length)
         start = int(rng.integers(0, max(1, len(samples) - win + 1)))
-        return samples[max(0, start - context) : start + win], len(samples[start : start + win])
+        return samples[max(0, start - context) : start + win], min(win, len(samples) - start)
 
     for row, c in enumerate(clips):
         segment, n = segment_of(waves[c].samples)
