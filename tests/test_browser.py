@@ -86,9 +86,13 @@ def fake_capture_page(pw, wav: Path):
     page = context.new_page()
     # printed, so pytest shows them when a test fails: a rare live-tab failure (no answer within 60 s) left no trace
     start = time.perf_counter()
-    page.on("console", lambda m: print(f"{time.perf_counter() - start:6.1f} s console {m.type}: {m.text}"))
-    page.on("pageerror", lambda e: print(f"{time.perf_counter() - start:6.1f} s page error: {e}"))
-    page.on("requestfailed", lambda r: print(f"{time.perf_counter() - start:6.1f} s failed: {r.url} {r.failure}"))
+
+    def log(text: str) -> None:
+        print(f"{time.perf_counter() - start:6.1f} s {text}")
+
+    page.on("console", lambda m: log(f"console {m.type}: {m.text}"))
+    page.on("pageerror", lambda e: log(f"page error: {e}"))
+    page.on("requestfailed", lambda r: log(f"failed: {r.url} {r.failure}"))
     return page
 
 
