@@ -4,15 +4,17 @@
 // (echo cancellation, noise suppression, automatic gain): made for voices, it pumps and thins music. Gradio has no
 // option for this, so this script wraps `getUserMedia` once for the whole page:
 //   - every microphone request gets those three switched off, and the input chosen in the Live tab (#live-input);
-//   - when the request follows a click on "This computer's sound", it asks `getDisplayMedia` for a tab's (or the
-//     system's) audio instead, drops the video track the browser insists on, and hands Gradio the audio: the same
-//     recorder, chunks and server code as the microphone, fed with the clean signal.
+//   - after a click on "This computer's sound", it asks `getDisplayMedia` once for a tab's (or the system's) audio,
+//     drops the video track the browser insists on, and answers every request of that start with a copy of the
+//     shared sound. One click makes two requests (Gradio's waveform, then its recorder): both must get the shared
+//     sound, or the recorder records the microphone while the page says "this computer". When every copy has been
+//     stopped (Stop, or the browser's "Stop sharing"), the share ends and the next recording is the microphone.
 // No build step: app.py puts this file in the page head.
 (() => {
   const media = navigator.mediaDevices;
   if (!media || !media.getUserMedia) return; // not a secure context (http://host other than localhost)
   const RAW = { echoCancellation: false, noiseSuppression: false, autoGainControl: false };
-  const state = (window.genreCapture = { source: "microphone", stream: null });
+  const state = (window.genreCapture = { source: "microphone", stream: null, share: null, copies: 0 });
   const askMicrophone = media.getUserMedia.bind(media);
 
   async function askComputer() {
@@ -26,16 +28,45 @@
       setNote("No sound was shared: share again and tick \"Share tab audio\" (or \"Share system audio\").");
       throw new DOMException("No audio track was shared.", "NotAllowedError");
     }
+    stream.getAudioTracks()[0].addEventListener("ended", endShare, { once: true }); // "Stop sharing" in the browser
     return stream;
+  }
+
+  function endShare() {
+    state.share?.then((shared) => shared.getTracks().forEach((track) => track.stop()), () => {});
+    state.share = null;
+    state.copies = 0;
+    state.source = "microphone";
+  }
+
+  // A copy of the shared sound per request: each user stops its own copy, and the share ends with the last one.
+  async function copyOfShare() {
+    state.share ??= askComputer();
+    let shared;
+    try {
+      shared = await state.share;
+    } catch (error) {
+      endShare(); // refused or cancelled: the next start asks again
+      throw error;
+    }
+    const copy = new MediaStream(shared.getAudioTracks().map((track) => {
+      const clone = track.clone();
+      const stop = clone.stop.bind(clone);
+      clone.stop = () => {
+        if (clone.readyState === "live" && --state.copies === 0) endShare();
+        stop();
+      };
+      state.copies += 1;
+      return clone;
+    }));
+    return copy;
   }
 
   media.getUserMedia = async (constraints = {}) => {
     if (!constraints.audio || constraints.video) return askMicrophone(constraints);
     let stream;
-    const source = state.source;
-    state.source = "microphone"; // a source button chooses for one recording only: Record stays the microphone
-    if (source === "computer") {
-      stream = await askComputer();
+    if (state.source === "computer") {
+      stream = await copyOfShare();
     } else {
       const audio = { ...(constraints.audio === true ? {} : constraints.audio), ...RAW };
       const chosen = document.querySelector("#live-input select")?.value;

@@ -150,33 +150,61 @@ def test_browser_live_tab_follows_the_microphone(server, fake_mic_browser, tmp_p
     page.wait_for_selector("text=Paused", timeout=30_000)
 
 
-def test_browser_live_tab_classifies_this_computers_sound(tmp_path):
-    """The "This computer's sound" button: the shared tab plays the metal example (headless Chromium's fake display
-    capture plays the file as the tab's audio); the default model names it, the timeline fills, Stop pauses."""
+# Chromium's fake microphone and fake shared tab both play the same file: an init script replaces one of them with
+# a silent WebAudio stream (before static/capture.js wraps it), so an answer shows which source was recorded.
+SILENCE = """kind => {
+  const silent = async () => {
+    const context = new AudioContext();
+    const gain = context.createGain();
+    gain.gain.value = 0;
+    const sink = context.createMediaStreamDestination();
+    const tone = context.createOscillator();
+    tone.connect(gain).connect(sink);
+    tone.start();
+    return sink.stream;
+  };
+  navigator.mediaDevices[kind === "computer" ? "getDisplayMedia" : "getUserMedia"] = silent;
+}"""
+BUTTON = {"computer": "This computer's sound", "microphone": "Microphone"}
+LISTENING = {"computer": "Listening to this computer", "microphone": "Listening to the microphone"}
+
+
+@pytest.mark.parametrize("played", ["computer", "microphone"])
+def test_browser_live_tab_records_the_chosen_source(tmp_path, played):
+    """One source plays the metal example and the other is silent: the played source's button gets metal on the
+    Live label, Stop pauses and ends the share, and the silent source's button then hears silence. (Before the fix,
+    "This computer's sound" recorded the microphone while the page said "this computer".)"""
     import soundfile as sf
     from playwright.sync_api import sync_playwright
 
     if not (WEIGHTS_DIR / DEFAULT_MODEL / "model.safetensors").exists():
         pytest.skip(f"weights/{DEFAULT_MODEL} is not there")
+    silenced = "microphone" if played == "computer" else "computer"
     samples, rate = sf.read(app.EXAMPLES_DIR / "Chaos_God-Muldjord.ogg")
-    wav = tmp_path / "tab.wav"
+    wav = tmp_path / "played.wav"
     sf.write(wav, samples, rate, subtype="PCM_16")
     shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
     with served(WEIGHTS_DIR / DEFAULT_MODEL) as url, sync_playwright() as pw:
         page = fake_capture_page(pw, wav)
+        page.add_init_script(f"({SILENCE})({silenced!r})")
         page.goto(url)
         page.get_by_role("tab", name="Live").click()
         start = time.perf_counter()
-        page.get_by_role("button", name="This computer's sound").click()
-        page.wait_for_selector("text=Listening to this computer", timeout=60_000)
+        page.get_by_role("button", name=BUTTON[played], exact=True).click()
+        page.wait_for_selector(f"text={LISTENING[played]}", timeout=60_000)
         assert page.evaluate("() => window.genreCapture.stream.getVideoTracks().length") == 0  # video dropped
         top_is = "g => document.querySelector('#live-label dt.text')?.innerText.trim() === g"  # the top genre
         page.wait_for_function(top_is, arg="metal", timeout=60_000)
         settled = time.perf_counter() - start
         page.wait_for_selector("#live-timeline .js-plotly-plot .scatterlayer", timeout=30_000)
-        page.screenshot(path=str(shots / "live-this-computer.png"), full_page=True)
-        assert page.locator("#live-label dt.text").first.inner_text().strip() == "metal"
+        page.screenshot(path=str(shots / f"live-{played}.png"), full_page=True)
+        assert LISTENING[played] in page.locator("body").inner_text()
         page.locator("#live-audio button.stop-button").click()
         page.wait_for_selector("text=Paused", timeout=30_000)
-        page.screenshot(path=str(shots / "live-paused.png"), full_page=True)
-    print(f"this computer's sound: metal on the Live label {settled:.1f} s after the click")
+        assert page.evaluate("() => window.genreCapture.share === null && window.genreCapture.copies === 0")
+
+        page.get_by_role("button", name=BUTTON[silenced], exact=True).click()
+        page.wait_for_selector(f"text={LISTENING[silenced]}", timeout=60_000)
+        page.wait_for_selector("text=nothing to hear yet (silence)", timeout=60_000)
+        page.screenshot(path=str(shots / f"live-{silenced}-silent.png"), full_page=True)
+    print(f"{played}: metal on the Live label {settled:.1f} s after the click")
