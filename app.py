@@ -34,8 +34,10 @@ PREDICTED = "the predicted genre"
 RUNNER_UP = "the runner-up"
 TAGS_SHOWN = 6
 # the answers are read from the back of a classroom, off a projector
-CSS = ("#live-headline h2, #headline h2 {font-size: 3.2rem; line-height: 1.1;} #live-headline h2 {font-size: 4rem;}"
-       " #live-headline, #live-label {font-size: 1.6rem;} #clip-message {color: var(--error-text-color);}")  # fmt: skip
+CSS = (
+    "#live-headline h2, #headline h2 {font-size: 3.2rem; line-height: 1.1;} #live-headline h2 {font-size: 4rem;}"
+    " #live-headline, #live-label {font-size: 1.6rem;} #clip-message {color: var(--error-text-color);}"
+)
 CAPTURE_JS = (ROOT / "static" / "capture.js").read_text()
 
 
@@ -138,8 +140,8 @@ def explain_clip(models: AppModels, audio, genre: str, versus: str) -> tuple:
         log.exception("explanation failed")
         raise ClipProblem("Something went wrong while explaining this clip. Try another file.") from None
     p, to_logmel = e.prediction, classifier.model.to_logmel
-    figure = explanation_figure(to_logmel.loudness_db(p.logmel), e.evidence, p.frame_times_s,
-                                to_logmel.mel_frequencies.numpy(), e.scale, e.top_segments)  # fmt: skip
+    db, bands = to_logmel.loudness_db(p.logmel), to_logmel.mel_frequencies.numpy()
+    figure = explanation_figure(db, e.evidence, p.frame_times_s, bands, e.scale, e.top_segments)
     rows = "\n".join(f"| {i} | {a:.1f}-{b:.1f} s | {prob:.0%} |" for i, (a, b, prob) in enumerate(e.top_segments, 1))
     table = f"Windows that sounded most like **{e.genre}**:\n\n| | where | {e.genre} |\n|---|---|---|\n{rows}"
     start, end, _ = e.top_segments[0]
@@ -186,8 +188,8 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
                 message = gr.Markdown(elem_id="clip-message")
             if examples:
                 with gr.Column(scale=2):
-                    gr.Examples(examples, inputs=clip, label="Examples (real music, credits in examples/CREDITS.md)",
-                                examples_per_page=12)  # fmt: skip
+                    label = "Examples (real music, credits in examples/CREDITS.md)"
+                    gr.Examples(examples, inputs=clip, label=label, examples_per_page=12)
         with gr.Tab("Analyze"):
             with gr.Row():
                 with gr.Column():
@@ -205,13 +207,16 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
             spectrogram = gr.Plot(label="What the network hears: the mel spectrogram")
             timeline = gr.Plot(label="Genre over time", visible=False)
         with gr.Tab("Explain"):
-            gr.Markdown("Why this genre and not another? Red marks the sounds (time and pitch) that pushed the model "
-                        "towards the first genre, blue those that pushed it towards the second; the same scale for "
-                        "every genre, so a genre the model barely hears shows little red.")  # fmt: skip
+            gr.Markdown(
+                "Why this genre and not another? Red marks the sounds (time and pitch) that pushed the model "
+                "towards the first genre, blue those that pushed it towards the second; the same scale for "
+                "every genre, so a genre the model barely hears shows little red."
+            )
             with gr.Row():
                 explain_genre = gr.Dropdown([PREDICTED, *models.main.genres], value=PREDICTED, label="Why…")
-                explain_versus = gr.Dropdown([RUNNER_UP, OTHERS, *models.main.genres], value=RUNNER_UP,
-                                             label="…and not")  # fmt: skip
+                explain_versus = gr.Dropdown(
+                    [RUNNER_UP, OTHERS, *models.main.genres], value=RUNNER_UP, label="…and not"
+                )
                 explain_button = gr.Button("Explain", variant="primary")
             explain_note = gr.Markdown()
             explain_plot = gr.Plot(label="Evidence over the spectrogram")
@@ -252,8 +257,8 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
         def compare_view(audio):
             return compare_shown(audio)
 
-        explain_button.click(explain_view, [clip, explain_genre, explain_versus], [message, *explain_outputs],
-                             api_name="explain")  # fmt: skip
+        explain_inputs = [clip, explain_genre, explain_versus]
+        explain_button.click(explain_view, explain_inputs, [message, *explain_outputs], api_name="explain")
         compare_button.click(compare_view, clip, [message, *compare_outputs], api_name="compare")
 
         def classify(audio: FileData) -> dict:

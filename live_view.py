@@ -11,7 +11,7 @@ from genre_model.inference import GenreClassifier
 from genre_model.live import LiveListener
 from genre_model.plots import probability_figure, timeline_figure
 
-LIVE_WINDOW_S = 6.0  # audio each live prediction reads
+LIVE_BUFFER_S = 6.0  # the live buffer: audio each live prediction reads
 LIVE_CONTEXT_S = 12.0  # the answer shown averages the predictions of this long
 LIVE_UPDATE_S = 0.9  # new audio between two live predictions
 IDLE = "Press **Microphone** or **This computer's sound** to start."
@@ -28,11 +28,11 @@ def level_meter(level_db: float) -> str:
 
 
 def live_step(classifier: GenreClassifier, listener: LiveListener | None, chunk, source: str = "the microphone"):
-    """Live view: add a chunk to the rolling window; about once a second, show the steady reading of the last
+    """Live view: add a chunk to the live buffer; about once a second, show the steady reading of the last
     `LIVE_CONTEXT_S` seconds. Outputs: state, status, headline, label, bars, timeline."""
     if chunk is None:
         return listener, *[gr.skip()] * 5
-    listener = listener or LiveListener(classifier.sample_rate, LIVE_WINDOW_S, LIVE_CONTEXT_S)
+    listener = listener or LiveListener(classifier.sample_rate, LIVE_BUFFER_S, LIVE_CONTEXT_S)
     rate, samples = chunk
     listener.push(rate, samples)
     needed = classifier.model.config.window_s
@@ -46,12 +46,20 @@ def live_step(classifier: GenreClassifier, listener: LiveListener | None, chunk,
         reading = listener.read(classifier)
     except AudioError:  # silence: say so, keep listening
         return listener, f"Listening to {source}: nothing to hear yet (silence).", "## …", None, gr.skip(), gr.skip()
-    status = (f"Listening to **{source}** · level {level_meter(reading.level_db)} · the answer covers the last "
-              f"{reading.context_s:.0f} s")  # fmt: skip
+    status = (
+        f"Listening to **{source}** · level {level_meter(reading.level_db)} · the answer covers the last "
+        f"{reading.context_s:.0f} s"
+    )
     timeline = timeline_figure(listener.history, classifier.genres, title="")
     top3 = dict(sorted(reading.probabilities.items(), key=lambda kv: -kv[1])[:3])
-    return (listener, status, f"## {reading.headline}\n{reading.reason}", top3,
-            probability_figure(reading.probabilities, title=""), timeline)  # fmt: skip
+    return (
+        listener,
+        status,
+        f"## {reading.headline}\n{reading.reason}",
+        top3,
+        probability_figure(reading.probabilities, title=""),
+        timeline,
+    )
 
 
 def build_live_tab(classifier: GenreClassifier) -> None:
@@ -82,8 +90,10 @@ def build_live_tab(classifier: GenreClassifier) -> None:
             )  # filled by static/capture.js
             gr.Markdown(LOOPBACK_HOWTO)
         live_outputs = [listener, live_status, live_headline, live_label, live_bars, live_timeline]
-        for button, kind, label in ((mic_button, "microphone", "the microphone"),
-                                    (computer_button, "computer", "this computer")):  # fmt: skip
+        for button, kind, label in (
+            (mic_button, "microphone", "the microphone"),
+            (computer_button, "computer", "this computer"),
+        ):
             # static/capture.js picks the source and presses record, inside the user's click
             button.click(None, None, source, js=f"() => (window.genreCapture.start('{kind}'), '{label}')")
         mic.stream(

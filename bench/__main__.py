@@ -11,11 +11,13 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
+from threadpoolctl import threadpool_info
 
 from genre_model.audio import load_audio
 from genre_model.explain import explain
@@ -29,11 +31,13 @@ from .faithfulness import faithfulness
 from .serve import running_app
 
 
-def timed(fn, repeat: int) -> dict:
-    """p50/p95 in ms over ``repeat`` calls after one warm-up call."""
+def timed(fn: Callable[[], object], repeat: int, between: Callable[[], object] | None = None) -> dict:
+    """p50/p95 in ms over ``repeat`` calls after one warm-up call; ``between``, if given, runs (untimed) before each."""
     fn()
     times = []
     for _ in range(repeat):
+        if between is not None:
+            between()
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1000)
@@ -78,6 +82,26 @@ def stages(classifier: GenreClassifier, path: Path) -> dict:
     return out
 
 
+def predict_interleaved(classifier: GenreClassifier) -> dict:
+    """predict of a 30 s clip as a user's script or the app calls it: alone, and with other numeric work between calls
+    (a librosa mel spectrogram, BLAS-heavy; a numpy FFT)."""
+    import librosa
+
+    clip, other = (22_050, clip_30s(2)), clip_30s(3)
+
+    def predict():
+        classifier.predict(clip)
+
+    def mel():
+        librosa.feature.melspectrogram(y=other, sr=22_050)
+
+    return {
+        "alone": timed(predict, 20),
+        "librosa_mel_between": timed(predict, 20, mel),
+        "numpy_fft_between": timed(predict, 20, lambda: np.fft.rfft(other)),
+    }
+
+
 def live_handler(classifier: GenreClassifier) -> dict:
     import live_view
 
@@ -88,7 +112,7 @@ def live_handler(classifier: GenreClassifier) -> dict:
         t0 = time.perf_counter()
         state, *_ = live_view.live_step(classifier, state, (48_000, pcm48[i : i + 48_000]))
         times.append((time.perf_counter() - t0) * 1000)
-    steady = times[6:]  # once the rolling window is full
+    steady = times[6:]  # once the live buffer is full
     return {"per_1s_chunk_p50_ms": round(statistics.median(steady), 1), "p95_ms": round(np.percentile(steady, 95), 1)}
 
 
@@ -105,8 +129,12 @@ def training_step_seconds(arch: str, batch_size: int, steps_per_epoch: int) -> d
     for _ in range(3):
         train_step(model, optimizer, x, y)
     step = (time.perf_counter() - t0) / 3
-    return {"seconds_per_step": round(step, 3), "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
-            "seconds_per_epoch_estimate": round(step * steps_per_epoch, 1)}  # fmt: skip
+    return {
+        "seconds_per_step": round(step, 3),
+        "batch_size": batch_size,
+        "steps_per_epoch": steps_per_epoch,
+        "seconds_per_epoch_estimate": round(step * steps_per_epoch, 1),
+    }
 
 
 def cold_start_seconds() -> float:
@@ -129,19 +157,26 @@ def main() -> None:
         stereo44 = Path(tmp) / "clip30_44k.wav"
         sf.write(stereo44, np.stack([load_audio((22_050, x), 44_100).samples] * 2, axis=1), 44_100)
         classifiers = {m: GenreClassifier.from_pretrained(m, device="cpu") for m in available}
+        # what the classifiers hold numpy's BLAS to (see `GenreClassifier`)
+        blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        report["machine"]["blas_threads"] = blas
         if classifiers:
             default = classifiers[available[0]]
             report["stages_30s_clip"] = {"model": available[0], **stages(default, stereo44)}
             report["predict_30s_file"] = {m: timed(lambda c=c: c.predict(stereo44), 20) for m, c in classifiers.items()}
+            report["predict_30s_interleaved"] = {"model": available[0], **predict_interleaved(default)}
             clips = [(22_050, clip_30s(i)) for i in range(100)]
             t0 = time.perf_counter()
             for start in range(0, 100, 20):
                 default.predict_many(clips[start : start + 20])
-            report["predict_many_100_clips"] = {"model": available[0],
-                                                "clips_per_s": round(100 / (time.perf_counter() - t0), 1)}  # fmt: skip
+            report["predict_many_100_clips"] = {
+                "model": available[0],
+                "clips_per_s": round(100 / (time.perf_counter() - t0), 1),
+            }
             report["live_handler"] = live_handler(default)
-        report["weights_mb"] = {m: round((WEIGHTS_DIR / m / "model.safetensors").stat().st_size / 1e6, 2)
-                                for m in available}  # fmt: skip
+        report["weights_mb"] = {
+            m: round((WEIGHTS_DIR / m / "model.safetensors").stat().st_size / 1e6, 2) for m in available
+        }
     report["training_cpu"] = {
         "chunk-cnn": training_step_seconds("chunk-cnn", 32, 45),  # 353 clips x 4 crops / 32
         "seed-cnn": training_step_seconds("seed-cnn", 16, 23),  # 353 clips / 16
@@ -151,8 +186,12 @@ def main() -> None:
         predict_ms = timed(lambda: default.predict(wave, with_features=True), 5)
         explain_ms = timed(lambda: explain(default, wave), 5)
         extra = round(explain_ms["p50_ms"] - predict_ms["p50_ms"], 2)
-        report["explain_30s_clip"] = {"model": available[0], "predict": predict_ms, "explain": explain_ms,
-                                      "extra_p50_ms": extra}  # fmt: skip
+        report["explain_30s_clip"] = {
+            "model": available[0],
+            "predict": predict_ms,
+            "explain": explain_ms,
+            "extra_p50_ms": extra,
+        }
         report["explanation_faithfulness"] = {"model": available[0], **faithfulness(default)}
     report["app_cold_start_s"] = cold_start_seconds()
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -61,15 +61,17 @@ def clip_checks(classifier: GenreClassifier, audio, rng: np.random.Generator) ->
         "corr_top_two_app": float(np.corrcoef(log_odds.evidence.ravel(), second_log_odds.evidence.ravel())[0, 1]),
         "corr_top_two_before": float(
             np.corrcoef(before.ravel(), np.clip(second_log_odds.window_evidence, 0, None).ravel())[0, 1]
-        ),  # fmt: skip
+        ),
     }
 
 
 def clips(n: int) -> tuple[str, list]:
     """Up to ``n`` GTZAN valid clips where the team's copy is there, else the committed examples."""
     if (VALID / "splits" / "valid_filtered.txt").exists():
-        ids = [line.strip().split("/")[-1].rsplit(".", 1)[0] for line in (VALID / "splits" / "valid_filtered.txt")
-               .read_text().split()]  # fmt: skip
+        ids = [
+            line.strip().split("/")[-1].rsplit(".", 1)[0]
+            for line in (VALID / "splits" / "valid_filtered.txt").read_text().split()
+        ]
         files = {p.name.rsplit(".", 1)[0]: p for p in (VALID / "audio").glob("*/*.*")}
         found = [files[i] for i in ids if i in files]
         return "GTZAN valid", found[:: max(1, len(found) // n)][:n]
@@ -91,7 +93,7 @@ def faithfulness(classifier: GenreClassifier, n_clips: int = 12) -> dict:
                 "random": mean[f"random_{f}"],
             }
             for f in FRACTIONS
-        },  # fmt: skip
+        },
         "top_two_genre_maps_correlation": {
             "signed_each_against_the_others": mean["corr_top_two_app"],
             "before_positive_only": mean["corr_top_two_before"],

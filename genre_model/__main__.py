@@ -1,6 +1,7 @@
 """Command line: ``genre-model predict [--model M] [--device D] [--json] FILE...`` (or ``python -m genre_model``).
 
-Every file is processed even when some fail. Exit status: 0 all succeeded, 1 some failed, 2 usage error.
+Every file is processed even when some fail. Exit status: 0 all succeeded, 1 some failed (or a folder held no audio
+file), 2 usage error.
 """
 
 from __future__ import annotations
@@ -30,33 +31,42 @@ def main(argv: list[str] | None = None) -> int:
         return _predict(args, procs)
 
 
-def audio_files(paths: list[str]) -> list[str]:
-    """``paths`` with each folder replaced by the audio files under it (sorted); other paths kept as given."""
-    files = []
+def audio_files(paths: list[str]) -> tuple[list[str], list[str]]:
+    """``paths`` with each folder replaced by the audio files under it (sorted), other paths kept as given; and the
+    folders that hold no audio file."""
+    files, empty = [], []
     for path in paths:
         folder = Path(path)
         if folder.is_dir():
-            files += sorted(str(f) for f in folder.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file())
+            found = sorted(str(f) for f in folder.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file())
+            files += found
+            if not found:
+                empty.append(path)
         else:
             files.append(path)
-    return files
+    return files, empty
 
 
 def _predict(args: argparse.Namespace, procs: Processes) -> int:
+    files, empty = audio_files(args.files)
+    kinds = ", ".join(sorted(AUDIO_SUFFIXES))
+    for folder in empty if procs.is_main else []:
+        print(f"error: no audio file in '{folder}' (looked for {kinds})", file=sys.stderr)
+    if not files:
+        return 1
     try:
         classifier = GenreClassifier.from_pretrained(args.model, device=procs.device(args.device) or args.device)
     except Exception as err:  # noqa: BLE001 - missing folder, unknown repo, no network: one line, no traceback
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"error: cannot load model: {reason}", file=sys.stderr)
         return 2
-    files = audio_files(args.files)
     lines = [_line(classifier, path, args.json, not procs.distributed) for path in procs.shard(files)]
     if procs.distributed:  # every line at the end, in order; one process prints as it goes
         lines = procs.gather(lines)
         if procs.is_main:
             for line, _ in lines:
                 _emit(line, sys.stdout)
-    failed = sum(not ok for _, ok in lines)
+    failed = sum(not ok for _, ok in lines) + len(empty)
     return 1 if failed else 0
 
 

@@ -14,7 +14,6 @@ from torch import nn
 from .card import render_card
 from .config import ModelConfig
 from .features import LogMel
-from .musicnn import require_fit
 from .registry import architecture
 
 # weights over genres, (n_genres,) or (batch, n_genres) -> d(sum of weights * logits) / d logmel
@@ -26,6 +25,16 @@ def weighted_logits(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor
     "why A and not B" (a logit difference: unlike a probability, its gradient does not vanish where the model is
     already sure)."""
     return (logits * weights).sum()
+
+
+def require_fit(
+    missing: list[str], unexpected: list[str], what: str, hint: str = "", optional: tuple[str, ...] = ()
+) -> None:
+    """After a non-strict ``load_state_dict``: every tensor must have fitted but buffers named in ``optional`` (such
+    as a calibration that weights saved before it existed lack)."""
+    missing = [k for k in missing if k.rsplit(".", 1)[-1] not in optional]
+    if missing or unexpected:
+        raise ValueError(f"{what} do not fit: missing {missing}, unexpected {unexpected}.{hint}")
 
 
 class GenreNet(
@@ -40,6 +49,7 @@ class GenreNet(
     ``classify(logmel) -> logits``, and register themselves."""
 
     tag_names: list[str] = []  # tags a pretrained backbone also predicts (none for models trained from scratch)
+    optional_buffers: tuple[str, ...] = ()  # buffers saved weights may lack (`require_fit`)
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -91,8 +101,8 @@ class GenreNet(
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, map_location: str = "cpu", **hub_kwargs) -> "GenreNet":
-        """Called by ``from_pretrained``: safetensors only (never a pickle), all tensors required but musicnn's int8
-        calibration (without it, the model runs in float)."""
+        """Called by ``from_pretrained``: safetensors only (never a pickle), every tensor required but the
+        ``optional_buffers``."""
         config = hub_kwargs.pop("config")
         if os.path.isdir(model_id):
             weights = os.path.join(model_id, "model.safetensors")
@@ -101,5 +111,6 @@ class GenreNet(
             weights = hf_hub_download(model_id, "model.safetensors", **hub_kwargs)
         model = cls(config)
         loaded = safetensors.torch.load_model(model, weights, strict=False, device=map_location)
-        require_fit(*loaded, f"Weights in '{model_id}' and {cls.__name__}", " Saved by another version of genre_model?")
+        hint = " Saved by another version of genre_model?"
+        require_fit(*loaded, f"Weights in '{model_id}' and {cls.__name__}", hint, cls.optional_buffers)
         return model.eval()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from jinja2 import Template
 
 if TYPE_CHECKING:
     from .registry import Architecture
@@ -20,8 +19,11 @@ TEMPLATE = """---
 
 It maps audio to probabilities over {{ n_genres }} genres ({{ genres }}). The log-mel front end
 ({{ n_mels }} mel bands, n_fft {{ n_fft }}, hop {{ hop_length }} at {{ sample_rate }} Hz) is part of the model, so the
-weights come with their preprocessing. Inputs are cut into {{ window_s }} s windows; a clip's prediction is the mean
-of its windows' probabilities. Weights: `model.safetensors` ({{ n_params }} parameters); configuration: `config.json`.
+weights come with their preprocessing. Inputs are cut into model windows of {{ window_s }} s; a clip's prediction is
+the mean of its windows' probabilities. Weights: `model.safetensors` ({{ n_params }} parameters); configuration:
+`config.json`.
+
+{{ architecture }}
 
 ## How to use
 
@@ -40,9 +42,18 @@ Web app: `python app.py --model {{ repo_id }}`. Code, training and evaluation: t
 
 GTZAN (Tzanetakis & Cook, 2002), restricted to the clips this project could recover: an incomplete,
 unbalanced subset of the train and valid ids of the artist-filtered split of Kereliuk, Sturm & Larsen (2015).
-Clips used: {{ counts }}. Trained with `python -m train --model {{ arch }}` ({{ train_minutes }} min on
-{{ device }}). {{ training }}
+Clips used: {{ counts }}.
 
+## Training
+
+{{ summary }}
+{% if command %}
+Trained in {{ train_minutes }} min on {{ device }} by:
+
+```
+{{ command }}
+```
+{% endif %}
 ## Results
 
 Clip-level, windows averaged. Accuracy with a 95% Wilson interval, balanced accuracy (mean per-genre recall)
@@ -91,23 +102,24 @@ def confusion_markdown(confusion: list[list[int]], genres: list[str]) -> str:
     return "\n".join([head, rule, *rows])
 
 
+def _results(metrics: dict) -> list[dict]:
+    """A row per evaluated split in ``metrics``, in its order, labelled by its key ("valid_rooms" -> "valid rooms")."""
+    return [
+        dict(
+            split=name.replace("_", " "),
+            n=m["n_clips"],
+            acc=_pct_ci(m["accuracy"], m["accuracy_ci95"]),
+            bal=_pct_ci(m["balanced_accuracy"], m["balanced_accuracy_ci95"]),
+        )
+        for name, m in metrics.items()
+        if isinstance(m, dict) and "balanced_accuracy_ci95" in m
+    ]
+
+
 def render_card(config: dict, entry: Architecture, n_params: int, metrics: dict | None, repo_id: str) -> ModelCard:
     """The card for a model with ``config`` (its config.json) of the registered architecture ``entry`` and, when
-    trained here, its ``metrics.json``."""
+    trained here, its ``metrics.json``, whose ``summary`` (markdown) and ``command`` say how it was trained."""
     metrics = metrics or {}
-    details = dict(
-        best_epoch=metrics.get("best_epoch", "?"),
-        epochs_run=metrics.get("epochs_run", "?"),
-        refit=any("refit_on" in row for row in metrics.get("history", [])),
-        unfreeze=metrics.get("config", {}).get("unfreeze"),
-        augment=metrics.get("config", {}).get("augment", True),
-        copies=metrics.get("config", {}).get("copies", 1),
-        same_kind=metrics.get("config", {}).get("same_kind", 0.0),
-        init=metrics.get("config", {}).get("init"),
-        classroom=next(({"epochs": row["classroom"]["epochs"], "best_epoch": row["best_epoch"]}
-                        for row in metrics.get("history", []) if "classroom" in row), None),
-    )  # fmt: skip
-    training = Template(entry.card).render(**details) if metrics else "Not trained by this package's `train`."
     evals = [
         EvalResult(
             task_type="audio-classification",
@@ -117,11 +129,11 @@ def render_card(config: dict, entry: Architecture, n_params: int, metrics: dict 
             metric_type=metric,
             metric_name=name,
             metric_value=round(metrics["valid"][key], 4),
-        )  # fmt: skip
+        )
         for metric, name, key in (
             ("accuracy", "Accuracy", "accuracy"),
             ("balanced_accuracy", "Balanced accuracy", "balanced_accuracy"),
-        )  # fmt: skip
+        )
         if "valid" in metrics
     ]
     data = ModelCardData(
@@ -134,13 +146,10 @@ def render_card(config: dict, entry: Architecture, n_params: int, metrics: dict 
         model_name=repo_id,
         eval_results=evals or None,
     )
-    results = [
-        dict(split=s.replace("_classroom", " through simulated classrooms"), n=metrics[s]["n_clips"],
-             acc=_pct_ci(metrics[s]["accuracy"], metrics[s]["accuracy_ci95"]),
-             bal=_pct_ci(metrics[s]["balanced_accuracy"], metrics[s]["balanced_accuracy_ci95"]))
-        for s in ("train", "valid", "valid_classroom") if s in metrics
-    ]  # fmt: skip
     counts = metrics.get("clips", {})
+    clips = "; ".join(
+        f"{s}: {sum(c.values())} ({', '.join(f'{g} {n}' for g, n in c.items())})" for s, c in counts.items()
+    )
     return ModelCard.from_template(
         data,
         template_str=TEMPLATE,
@@ -148,18 +157,17 @@ def render_card(config: dict, entry: Architecture, n_params: int, metrics: dict 
         repo_id=repo_id,
         arch=config["arch"],
         description=" ".join(entry.cls.__doc__.split("\n\n")[0].split()),
+        architecture=entry.card,
         genres=", ".join(config["genres"]),
         n_genres=len(config["genres"]),
         n_params=f"{n_params:,}",
-        results=results or [dict(split="(not trained here)", n="-", acc="-", bal="-")],
+        results=_results(metrics) or [dict(split="(not trained here)", n="-", acc="-", bal="-")],
         confusion=confusion_markdown(metrics["valid"]["confusion"], config["genres"]) if "valid" in metrics else "n/a",
-        counts="; ".join(
-            f"{s}: {sum(c.values())} ({', '.join(f'{g} {n}' for g, n in c.items())})" for s, c in counts.items()
-        )
-        or "unknown",  # fmt: skip
+        counts=clips or "unknown",
+        summary=metrics.get("summary") or "Not trained by this package's `train`.",
+        command=metrics.get("command"),
         train_minutes=f"{metrics.get('train_seconds', 0) / 60:.0f}",
         device=metrics.get("device", "?"),
-        training=training,
         **{k: config[k] for k in ("n_mels", "n_fft", "hop_length", "sample_rate")},
         window_s=f"{config['window_s']:.2f}",
     )

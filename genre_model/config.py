@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import __version__
+# The package's version (``genre_model.__version__``), recorded in every config.json.
+VERSION = "0.1.0"
 
 # GTZAN's ten genres: the labels of a model built without data (tests, benchmarks). Training takes the genres
 # from the dataset's folders instead (train.data.scan_dataset), and a saved model from its config.json.
@@ -13,7 +14,7 @@ GTZAN_GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "met
 
 @dataclass
 class ModelConfig:
-    """Architecture, log-mel front end, input window and labels."""
+    """Architecture, log-mel front end, model window and labels."""
 
     arch: str
     sample_rate: int = 22_050
@@ -23,15 +24,15 @@ class ModelConfig:
     f_min: float = 0.0
     f_max: float = 11_025.0
     top_db: float = 80.0
-    window_s: float = 3.0  # one network input; longer audio is cut into windows
-    window_hop_s: float = 3.0  # step between windows at inference
+    window_s: float = 3.0  # the model window: one network input; longer audio is cut into model windows
+    window_hop_s: float = 3.0  # step between model windows at inference
     dropout: float = 0.5
     genres: list[str] = field(default_factory=lambda: list(GTZAN_GENRES))
     # normalized prediction entropy above which a clip is "unlike the training data" (95th percentile on valid)
     entropy_threshold: float | None = None
     # musicnn-genre: False once fine-tuning has changed the layers the pretrained tag head reads (its tags then lie)
     pretrained_tags: bool = True
-    package_version: str = __version__
+    package_version: str = VERSION
 
     @property
     def window_samples(self) -> int:

@@ -63,8 +63,12 @@ def verdict(probabilities: dict[str, float], entropy_threshold: float | None) ->
     (g1, p1), (g2, p2) = sorted(probabilities.items(), key=lambda kv: -kv[1])[:2]
     entropy = float(normalized_entropy(list(probabilities.values())))
     if entropy_threshold is not None and entropy > entropy_threshold:
-        return (f"Not sure: {g1} or {g2}?", "This sounds unlike most of the music the model learned from, so its "
-                f"answer is a guess ({g1} {p1:.0%}, {g2} {p2:.0%}).", False)  # fmt: skip
+        return (
+            f"Not sure: {g1} or {g2}?",
+            "This sounds unlike most of the music the model learned from, so its "
+            f"answer is a guess ({g1} {p1:.0%}, {g2} {p2:.0%}).",
+            False,
+        )
     if p1 - p2 < CLOSE_CALL:
         return f"Not sure: {g1} or {g2}?", f"It sounds a bit like both: {g1} {p1:.0%}, {g2} {p2:.0%}.", False
     return g1, f"{g1.capitalize()} is well ahead: {p1:.0%}, next is {g2} with {p2:.0%}.", True
@@ -75,8 +79,9 @@ def confidence_note(p: Prediction, entropy_threshold: float | None) -> str:
     return f"Confident. {reason}" if sure else f"{headline} {reason}"
 
 
-def explain(classifier: GenreClassifier, audio: AudioInput | Waveform, genre: str | None = None,
-            versus: str | None = None) -> Explanation:  # fmt: skip
+def explain(
+    classifier: GenreClassifier, audio: AudioInput | Waveform, genre: str | None = None, versus: str | None = None
+) -> Explanation:
     """Evidence in every log-mel bin for ``genre`` (default: the predicted one) against ``versus`` (default: the
     runner-up, or the predicted genre when another is explained; `OTHERS`: all others). One forward pass serves the
     prediction and the gradients: one backward pass more than `predict`, two when the clip's scale needs its own."""
@@ -124,5 +129,14 @@ def explain(classifier: GenreClassifier, audio: AudioInput | Waveform, genre: st
     strongest = sorted(zip(starts, probs[:, target].cpu().numpy()), key=lambda sp: -sp[1])[:3]
     top = [(s / sr, min(s + win, n) / sr, float(p)) for s, p in strongest]
     note = confidence_note(prediction, getattr(model.config, "entropy_threshold", None))
-    return Explanation(genre, versus, grid.astype(np.float32), scale, top, note, prediction,
-                       evidence.cpu().numpy(), logmel.cpu().numpy())  # fmt: skip
+    return Explanation(
+        genre,
+        versus,
+        grid.astype(np.float32),
+        scale,
+        top,
+        note,
+        prediction,
+        evidence.cpu().numpy(),
+        logmel.cpu().numpy(),
+    )

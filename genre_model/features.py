@@ -17,6 +17,30 @@ def mel_band_centres(scale: torchaudio.transforms.MelScale) -> torch.Tensor:
     return torch.from_numpy(edges[1:-1]).float()
 
 
+def not_saved(front_end: nn.Module) -> None:
+    """Re-register every buffer of ``front_end`` (torchaudio's STFT window and mel filters) as non-persistent: they
+    follow from the config, so they are rebuilt, not stored with the weights."""
+    for module in front_end.modules():
+        for name, buffer in list(module.named_buffers(recurse=False)):
+            module.register_buffer(name, buffer, persistent=False)
+
+
+def slaney_mel_power(sample_rate: int, n_fft: int, hop_length: int, n_mels: int, **kwargs) -> nn.Module:
+    """The mel power spectrogram both front ends start from (librosa's defaults: Slaney mel scale and norm)."""
+    return torchaudio.transforms.MelSpectrogram(
+        sample_rate=sample_rate,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        n_mels=n_mels,
+        power=2.0,
+        center=True,
+        pad_mode="constant",
+        norm="slaney",
+        mel_scale="slaney",
+        **kwargs,
+    )
+
+
 class LogMel(nn.Module):
     """Waveform ``(batch, samples)`` -> log-mel ``(batch, n_mels, frames)`` in dB relative to each item's peak.
 
@@ -39,23 +63,9 @@ class LogMel(nn.Module):
     ):
         super().__init__()
         self.top_db = top_db
-        self.melspec = torchaudio.transforms.MelSpectrogram(
-            sample_rate=sample_rate,
-            n_fft=n_fft,
-            hop_length=hop_length,
-            f_min=f_min,
-            f_max=f_max,
-            n_mels=n_mels,
-            power=2.0,
-            center=True,
-            pad_mode="constant",
-            norm="slaney",
-            mel_scale="slaney",
-        )
+        self.melspec = slaney_mel_power(sample_rate, n_fft, hop_length, n_mels, f_min=f_min, f_max=f_max)
         self.power_to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=None)
-        # The STFT window and mel filters follow from the config: rebuild them, don't store them with weights.
-        for module in self.modules():
-            module._non_persistent_buffers_set.update(name for name, _ in module.named_buffers(recurse=False))
+        not_saved(self)
 
     @staticmethod
     def loudness_db(logmel: np.ndarray) -> np.ndarray:
@@ -83,12 +93,8 @@ class LogCompressedMel(nn.Module):
 
     def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int):
         super().__init__()
-        self.melspec = torchaudio.transforms.MelSpectrogram(
-            sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, power=2.0,
-            center=True, pad_mode="constant", norm="slaney", mel_scale="slaney",
-        )  # fmt: skip
-        for module in self.modules():  # derived from the config: not stored with the weights
-            module._non_persistent_buffers_set.update(name for name, _ in module.named_buffers(recurse=False))
+        self.melspec = slaney_mel_power(sample_rate, n_fft, hop_length, n_mels)
+        not_saved(self)
 
     @property
     def mel_frequencies(self) -> torch.Tensor:

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from .audio import AudioInput, Waveform, load_audio
 from .base import GenreNet
 from .loading import load_model, resolve_model_name
 
-# Windows per forward pass: bounds memory for long inputs. On a CPU, batches of 16 are as fast per window as bigger
-# ones and keep every tensor small enough for the allocator to reuse freed memory instead of mapping fresh pages
-# (64 made predict_many 1.2x slower here under glibc's defaults).
+# Model windows per forward pass: bounds memory for long inputs. On a CPU, batches of 16 are as fast per window as
+# bigger ones and keep every tensor small enough for the allocator to reuse freed memory instead of mapping fresh
+# pages (bigger batches made predict_many slower under glibc's defaults).
 CPU_BATCH, GPU_BATCH = 16, 64
 
 
@@ -72,12 +73,21 @@ def pick_device(device: str | None = None) -> torch.device:
 
 
 class GenreClassifier:
-    """Classify audio with a trained model. Stateless after construction, so safe to share between threads."""
+    """Classify audio with a trained model. Stateless after construction, so safe to share between threads.
+
+    One process-wide setting: a classifier on the CPU holds numpy's BLAS (OpenBLAS, through threadpoolctl) to one
+    thread from then on. After each multi-threaded BLAS call (a librosa spectrogram, a matrix product) OpenBLAS's idle
+    threads keep spinning for a while, and a forward pass that starts meanwhile shares the cores with them: on a small
+    machine `predict` then takes several times as long. torch's own threads are left as they are. To give numpy its
+    threads back: ``threadpoolctl.threadpool_limits(os.cpu_count(), user_api="blas")``.
+    """
 
     def __init__(self, model: GenreNet, name: str, device: torch.device):
         self.model = model.to(device).eval()
         self.name = name
         self.device = device
+        if device.type == "cpu":
+            threadpool_limits(limits=1, user_api="blas")
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | Path | None = None, device: str | None = None) -> GenreClassifier:
@@ -158,8 +168,15 @@ class GenreClassifier:
                 mels.append(logmel.float().cpu())
         return _joined(mels), _joined(probs), _joined(tags)
 
-    def to_prediction(self, wave: Waveform, starts: list[int], probs: np.ndarray, logmels: np.ndarray | None,
-                      elapsed_ms: float, tags: np.ndarray | None = None) -> Prediction:  # fmt: skip
+    def to_prediction(
+        self,
+        wave: Waveform,
+        starts: list[int],
+        probs: np.ndarray,
+        logmels: np.ndarray | None,
+        elapsed_ms: float,
+        tags: np.ndarray | None = None,
+    ) -> Prediction:
         """One clip's `Prediction` from its windows' genre probabilities (n_windows, n_genres), log-mels and tag
         probabilities (n_windows, n_tags), each averaged or stitched over the windows."""
         sr, win, genres = self.sample_rate, self.model.config.window_samples, self.genres

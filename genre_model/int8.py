@@ -1,5 +1,6 @@
-"""musicnn's front end in int8 on x86 CPUs: the timbral convolutions (95% of the compute) with 8-bit inputs and
-outputs and int32 accumulation, the whole network 3x faster, genre probabilities within a few hundredths of float.
+"""musicnn's front end in int8 on x86 CPUs: the timbral convolutions (most of the compute) with 8-bit inputs and
+outputs and int32 accumulation, so the whole network runs several times faster, genre probabilities within a few
+hundredths of float.
 
 Explicit, never implied: `MusicnnBackbone.use_int8` builds an `Int8FrontEnd` from the float weights and the
 calibrated ranges (``input_range`` and each branch's ``peak_range``, stored with the weights) once; nothing in it
@@ -27,8 +28,11 @@ def supported() -> bool:
     """Whether torch's x86 int8 kernels are here (not on ARM, whose engine is slower than float for these
     convolutions, nor in a torch without quantized tensors)."""
     ops = ("_make_per_tensor_quantized_tensor", "_make_per_channel_quantized_tensor")
-    return (torch.backends.quantized.engine in ("x86", "fbgemm") and all(hasattr(torch, op) for op in ops)
-            and hasattr(torch.ops.quantized, "conv2d_prepack"))  # fmt: skip
+    return (
+        torch.backends.quantized.engine in ("x86", "fbgemm")
+        and all(hasattr(torch, op) for op in ops)
+        and hasattr(torch.ops.quantized, "conv2d_prepack")
+    )
 
 
 def widened(minmax: torch.Tensor, margin: float) -> torch.Tensor:
@@ -81,7 +85,7 @@ class PackedConv:
 def peaks(y: torch.Tensor, where: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """quint8 (B, C, T', F') -> its max over frequency in float (B, C, T') and, with ``where``, the band of each."""
     peak = F.max_pool2d(y, (1, y.shape[3])).dequantize()[..., 0]
-    # argmax over the strided band axis of int8's channels-last layout is 2.5x slower than on a contiguous copy
+    # argmax over the strided band axis of int8's channels-last layout is slower than on a contiguous copy
     return peak, y.int_repr().contiguous().argmax(dim=3) if where else None
 
 

@@ -1,9 +1,9 @@
-"""The live (streaming) state for the classroom tab: a rolling window of recent audio at the model's rate, the
-history of predictions made on it, and a steadier reading of that history.
+"""The state of the app's Live view: the live buffer (the last few seconds of audio, at the model's rate, that each
+live prediction reads), the history of predictions made on it, and a steadier reading of that history.
 
-A single 3-6 s window of music heard through a room flips between genres from one second to the next; the reading
-shown is the geometric mean (mean of log-probabilities) of every prediction of the last ``context_s`` seconds, and it
-says "too quiet" or "not sure" instead of a confident wrong genre.
+One live buffer of music heard through a room flips between genres from one second to the next; the reading shown is
+the geometric mean (mean of log-probabilities) of every prediction of the last ``context_s`` seconds, and it says
+"too quiet" or "not sure" instead of a confident wrong genre.
 """
 
 from __future__ import annotations
@@ -28,16 +28,16 @@ class LiveReading:
     sure: bool
     level_db: float  # of the last second of input
     context_s: float  # seconds of audio the reading covers
-    prediction: Prediction  # the latest window's own prediction
+    prediction: Prediction  # the latest live buffer's own prediction
 
 
 class LiveListener:
-    """Feed it chunks as they arrive (any rate; browsers send 48 kHz); it keeps the last ``window_s`` seconds,
-    resampled with one continuous soxr stream so chunk edges leave no artefacts."""
+    """Feed it chunks as they arrive (any rate; browsers send 48 kHz); its live buffer keeps the last ``buffer_s``
+    seconds, resampled with one continuous soxr stream so chunk edges leave no artefacts."""
 
-    def __init__(self, sample_rate: int, window_s: float = 6.0, context_s: float = 12.0, max_history: int = 120):
+    def __init__(self, sample_rate: int, buffer_s: float = 6.0, context_s: float = 12.0, max_history: int = 120):
         self.sample_rate = sample_rate
-        self.capacity = int(window_s * sample_rate)
+        self.capacity = int(buffer_s * sample_rate)
         self.context_s = context_s
         self.max_history = max_history
         self.samples = np.zeros(0, np.float32)
@@ -62,7 +62,7 @@ class LiveListener:
         return float(10 * np.log10(np.mean(last.astype(np.float64) ** 2) + 1e-12)) if len(last) else -120.0
 
     def classify(self, classifier: GenreClassifier) -> Prediction:
-        """Classify the current window and append the result to the history (raises `AudioError`)."""
+        """Classify the live buffer and append the result to the history (raises `AudioError`)."""
         seconds = len(self.samples) / self.sample_rate
         prediction = classifier.predict((self.sample_rate, self.samples))
         self.history.append(Segment(self.heard_s - seconds, self.heard_s, prediction.probabilities))
@@ -70,7 +70,7 @@ class LiveListener:
         return prediction
 
     def read(self, classifier: GenreClassifier) -> LiveReading:
-        """Classify the current window and give the steady reading of the last ``context_s`` seconds
+        """Classify the live buffer and give the steady reading of the last ``context_s`` seconds
         (raises `AudioError` for audio that cannot be analyzed)."""
         level = self.level_db
         prediction = self.classify(classifier)

@@ -15,28 +15,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import int8
+from .base import require_fit
 
-MSD_TAGS = [
-    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock",
-    "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul", "indie rock", "Mellow",
-    "electronica", "80s", "folk", "90s", "chill", "instrumental", "punk", "oldies", "blues", "hard rock", "ambient",
-    "acoustic", "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country", "easy listening",
-    "sexy", "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad",
-    "House", "happy",
-]  # fmt: skip
+# The checkpoint's 50 tags, in its output order.
+MSD_TAGS = """rock, pop, alternative, indie, electronic, female vocalists, dance, 00s, alternative rock, jazz,
+beautiful, metal, chillout, male vocalists, classic rock, soul, indie rock, Mellow, electronica, 80s, folk, 90s, chill,
+instrumental, punk, oldies, blues, hard rock, ambient, acoustic, experimental, female vocalist, guitar, Hip-Hop,
+70s, party, country, easy listening, sexy, catchy, funk, electro, heavy metal, Progressive rock, 60s, rnb, indie
+pop, sad, House, happy""".replace("\n", " ").split(", ")
 TF_BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization's default
-
-
-def not_calibration(keys: list[str]) -> list[str]:
-    """``keys`` less the int8 calibration buffers, which weights saved before calibration existed lack."""
-    return [k for k in keys if k.rsplit(".", 1)[-1] not in int8.CALIBRATION]
-
-
-def require_fit(missing: list[str], unexpected: list[str], what: str, hint: str = "") -> None:
-    """After a non-strict ``load_state_dict``: every tensor must have fitted but the int8 calibration."""
-    missing = not_calibration(missing)
-    if missing or unexpected:
-        raise ValueError(f"{what} do not fit: missing {missing}, unexpected {unexpected}.{hint}")
 
 
 def _bn_scale(bn: nn.BatchNorm2d) -> torch.Tensor:
@@ -67,8 +54,8 @@ class _Branch(nn.Module):
             weight, bias = weight * sign[:, None, None, None], bias * sign
         if weight.shape[3] > 1:
             return F.conv2d(x, weight, bias), 3
-        # the same 1-D filter on every band: run as conv1d with the bands in the batch, 1.2x faster forward and 4x
-        # faster backward (explanations) than a 2-D (k, 1) kernel here
+        # the same 1-D filter on every band: run as conv1d with the bands in the batch, faster forward and much
+        # faster backward (explanations) than a 2-D (k, 1) kernel
         b, _, t, f = x.shape
         y = F.conv1d(x[:, 0].transpose(1, 2).reshape(b * f, 1, t), weight[..., 0], bias)  # (B * F, C, T')
         return y.view(b, f, *y.shape[1:]), 1
@@ -76,13 +63,18 @@ class _Branch(nn.Module):
     def sign(self) -> torch.Tensor:
         return torch.where(_bn_scale(self.bn) < 0, -1.0, 1.0)
 
-    def run(self, x: torch.Tensor, packed: int8.PackedConv | None = None, input_range: torch.Tensor | None = None,
-            where: bool = False):  # fmt: skip
+    def run(
+        self,
+        x: torch.Tensor,
+        packed: int8.PackedConv | None = None,
+        input_range: torch.Tensor | None = None,
+        where: bool = False,
+    ):
         """Eval mode: (B, 1, T, F) -> the output (B, C, T), the peaks over frequency of the signed conv (B, C, T)
         and, with ``where``, the band each peak is at (B, C, T), else None. With ``packed`` (and the calibrated
         ``input_range``) the conv runs in int8 (`genre_model.int8`), else in float.
 
-        Same result as the training formula, a third faster: ReLU is monotone and the frozen batch norm is a
+        Same result as the training formula, faster: ReLU is monotone and the frozen batch norm is a
         per-channel affine map, so the max over frequency can be taken first, on the conv output (min where the BN
         scale is negative: the sign is folded into the conv), and ReLU + BN then run on (B, C, T), not (B, C, T, F).
         """
@@ -132,8 +124,8 @@ class MusicnnBackbone(nn.Module):
     concatenated -> 753 channels. Back end: max and mean over time -> 1506 -> dense 200 -> dense 50.
 
     Float by default. Once calibrated (`calibrate_int8`), ``use_int8(True)`` runs the front-end convolutions of CPU
-    inputs in int8 (`genre_model.int8`): the network 3x faster, genre probabilities within a few hundredths of the
-    float ones. Explanations use the same forward pass and `input_gradient`; training needs float.
+    inputs in int8 (`genre_model.int8`): the network several times faster, genre probabilities within a few hundredths
+    of the float ones. Explanations use the same forward pass and `input_gradient`; training needs float.
     """
 
     def __init__(self, n_mels: int = 96, n_tags: int = 50, midend: int = 64, backend: int = 200):
@@ -161,7 +153,7 @@ class MusicnnBackbone(nn.Module):
     def load_pretrained(self, state: dict[str, torch.Tensor]) -> None:
         """Load converted weights (`train.convert_musicnn`): every tensor must match except the int8 calibration,
         which the converted checkpoint does not have."""
-        require_fit(*self.load_state_dict(state, strict=False), "musicnn weights")
+        require_fit(*self.load_state_dict(state, strict=False), "musicnn weights", optional=int8.CALIBRATION)
 
     @property
     def calibrated(self) -> bool:
@@ -176,9 +168,12 @@ class MusicnnBackbone(nn.Module):
         if enabled and not self.calibrated:
             raise ValueError("These weights have no int8 calibration: call calibrate_int8 first (or keep float).")
         if enabled and not int8.supported():
-            warnings.warn("No x86 int8 kernels in this torch/CPU: musicnn runs in float, and its genre head, fitted on "
-                          "int8 features, may differ from the published numbers by a few hundredths.", RuntimeWarning,
-                          stacklevel=2)  # fmt: skip
+            warnings.warn(
+                "No x86 int8 kernels in this torch/CPU: musicnn runs in float, and its genre head, fitted on "
+                "int8 features, may differ from the published numbers by a few hundredths.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         elif enabled:
             for branch in self.frontend:  # what runs is their int8 copy: the float convolutions cannot learn now
                 branch.conv.requires_grad_(False)
@@ -228,7 +223,7 @@ class MusicnnBackbone(nn.Module):
         return [branch.run(x, conv, q.input_range, where) for branch, conv in zip(self.frontend, q.convs)]
 
     def front_end(self, logmel: torch.Tensor) -> torch.Tensor:
-        """(B, n_mels, T) -> (B, 561, T): the pretrained filters, 95% of the compute."""
+        """(B, n_mels, T) -> (B, 561, T): the pretrained filters, most of the compute."""
         if self.training:
             x = self._normalized(logmel)
             return torch.cat([branch(x) for branch in self.frontend], dim=1)

@@ -10,9 +10,17 @@ from .inference import Prediction, Segment
 
 # One fixed colour per genre, so a genre looks the same in every figure.
 GENRE_COLORS = {
-    "blues": "#1f77b4", "classical": "#8c564b", "country": "#bcbd22", "disco": "#e377c2", "hiphop": "#7f7f7f",
-    "jazz": "#ff7f0e", "metal": "#d62728", "pop": "#17becf", "reggae": "#2ca02c", "rock": "#9467bd",
-}  # fmt: skip
+    "blues": "#1f77b4",
+    "classical": "#8c564b",
+    "country": "#bcbd22",
+    "disco": "#e377c2",
+    "hiphop": "#7f7f7f",
+    "jazz": "#ff7f0e",
+    "metal": "#d62728",
+    "pop": "#17becf",
+    "reggae": "#2ca02c",
+    "rock": "#9467bd",
+}
 MAX_POINTS = 2000
 _LAYOUT = dict(margin=dict(l=60, r=20, t=40, b=40), template="plotly_white")
 
@@ -68,8 +76,9 @@ def frequency_ticks(mel_hz: np.ndarray) -> tuple[list[float], list[str]]:
     return vals, text
 
 
-def spectrogram_figure(loudness_db: np.ndarray, frame_times_s: np.ndarray, mel_hz: np.ndarray,
-                       title: str = "") -> go.Figure:  # fmt: skip
+def spectrogram_figure(
+    loudness_db: np.ndarray, frame_times_s: np.ndarray, mel_hz: np.ndarray, title: str = ""
+) -> go.Figure:
     """The mel spectrogram the network received (its loudness in dB), mel bands on a frequency axis."""
     loudness_db, frame_times_s = _pool_time(loudness_db, frame_times_s)
     tickvals, ticktext = frequency_ticks(mel_hz)
@@ -90,24 +99,44 @@ def spectrogram_figure(loudness_db: np.ndarray, frame_times_s: np.ndarray, mel_h
     return fig
 
 
-def explanation_figure(loudness_db: np.ndarray, evidence: np.ndarray, frame_times_s: np.ndarray, mel_hz: np.ndarray,
-                       scale: float, strongest: list[tuple[float, float, float]] = ()) -> go.Figure:  # fmt: skip
+def explanation_figure(
+    loudness_db: np.ndarray,
+    evidence: np.ndarray,
+    frame_times_s: np.ndarray,
+    mel_hz: np.ndarray,
+    scale: float,
+    strongest: list[tuple[float, float, float]] = (),
+) -> go.Figure:
     """The spectrogram in grey with the evidence over it: red for the explained genre, blue against it, on the
     clip's fixed ``scale``; the ``strongest`` windows (start, end, probability) boxed and numbered."""
     fig = spectrogram_figure(loudness_db, frame_times_s, mel_hz)
     fig.data[0].update(colorscale="Greys", reversescale=True, showscale=False)
     clear = "rgba(255,255,255,0)"
     overlay = go.Heatmap(
-        z=_pool_time(evidence, frame_times_s)[0], x=fig.data[0].x, y=fig.data[0].y, zmin=-scale, zmax=scale,
+        z=_pool_time(evidence, frame_times_s)[0],
+        x=fig.data[0].x,
+        y=fig.data[0].y,
+        zmin=-scale,
+        zmax=scale,
         colorscale=[[0, "rgba(30,90,220,0.85)"], [0.4, clear], [0.6, clear], [1, "rgba(220,30,30,0.85)"]],
-        colorbar=dict(title=dict(text="evidence", side="right"), thickness=15,
-                      tickvals=[-scale, 0, scale], ticktext=["against", "0", "for"]),
+        colorbar=dict(
+            title=dict(text="evidence", side="right"),
+            thickness=15,
+            tickvals=[-scale, 0, scale],
+            ticktext=["against", "0", "for"],
+        ),
         hovertemplate="evidence %{z:.3f}<extra></extra>",
-    )  # fmt: skip
+    )
     fig.add_trace(overlay)
     for rank, (start, end, _) in enumerate(strongest, 1):
-        fig.add_vrect(x0=start, x1=end, line=dict(color="#222", width=1.5, dash="dot"), fillcolor=clear,
-                      annotation_text=str(rank), annotation_position="top left")  # fmt: skip
+        fig.add_vrect(
+            x0=start,
+            x1=end,
+            line=dict(color="#222", width=1.5, dash="dot"),
+            fillcolor=clear,
+            annotation_text=str(rank),
+            annotation_position="top left",
+        )
     return fig
 
 
@@ -118,10 +147,15 @@ def probability_figure(probabilities: dict[str, float], title: str = "") -> go.F
     probs = [100 * probabilities[g] for g in genres]
     fig = go.Figure(
         go.Bar(
-            x=probs, y=genres, orientation="h", marker_color=[_color(g) for g in genres],
-            text=[f"{p:.0f}%" for p in probs], textposition="outside", cliponaxis=False,
+            x=probs,
+            y=genres,
+            orientation="h",
+            marker_color=[_color(g) for g in genres],
+            text=[f"{p:.0f}%" for p in probs],
+            textposition="outside",
+            cliponaxis=False,
         )
-    )  # fmt: skip
+    )
     fig.update_layout(title=title, height=340, **_LAYOUT)
     fig.update_xaxes(title="probability (%)", range=[0, 110])
     return fig
@@ -143,8 +177,9 @@ def timeline_figure(segments: list[Segment], genres: list[str], title: str = "",
         ]
     )
     # legend under the axis title, in the order the bands are stacked (the first at the bottom)
-    fig.update_layout(title=title, height=340, legend=dict(orientation="h", yanchor="top", y=-0.3,
-                                                           traceorder="normal"), **_LAYOUT)  # fmt: skip
+    fig.update_layout(
+        title=title, height=340, legend=dict(orientation="h", yanchor="top", y=-0.3, traceorder="normal"), **_LAYOUT
+    )
     fig.update_xaxes(title="time (s)")
     fig.update_yaxes(title="%", range=[0, 100])
     return fig

@@ -82,16 +82,19 @@ class FakeHub:
                     hub.repos[repo].setdefault(rev, dict(hub.repos[repo]["main"]))
                     return self._send(200, {})
                 if action == "preupload":
-                    files = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                             for f in json.loads(body)["files"]]  # fmt: skip
+                    files = [
+                        {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                        for f in json.loads(body)["files"]
+                    ]
                     return self._send(200, {"files": files})
                 tree = hub.repos[repo].setdefault(rev, {})
                 for line in body.decode().splitlines():
                     item = json.loads(line)
                     if item["key"] == "file":
                         tree[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
-                oid = hashlib.sha1(json.dumps(sorted((p, hashlib.sha1(c).hexdigest()) for p, c in tree.items()))
-                                   .encode()).hexdigest()  # fmt: skip
+                oid = hashlib.sha1(
+                    json.dumps(sorted((p, hashlib.sha1(c).hexdigest()) for p, c in tree.items())).encode()
+                ).hexdigest()
                 return self._send(200, {"commitUrl": f"{hub.url}/{repo}/commit/{oid}", "commitOid": oid})
 
             def _resolve(self, head: bool):

@@ -52,8 +52,8 @@ def test_six_channels_are_averaged(write_audio):
     np.testing.assert_allclose(wave.samples, tone(300, 1.0) / 6, atol=1e-6)
 
 
-def test_long_file_is_cut_to_the_analysis_window_and_says_so(write_audio):
-    wave = load_audio(write_audio("long.wav", noise(20.0)), max_seconds=5.0)
+def test_long_file_is_cut_to_the_analysis_limit_and_says_so(write_audio):
+    wave = load_audio(write_audio("long.wav", noise(20.0)), limit_s=5.0)
     assert wave.analyzed_s == pytest.approx(5.0, abs=0.01)
     assert wave.duration_s == pytest.approx(20.0, abs=0.01)
     assert wave.truncated

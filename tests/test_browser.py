@@ -40,8 +40,9 @@ def test_browser_whole_flow_one_clip_for_every_view(server, write_audio, tmp_pat
         page = browser.new_page(viewport={"width": width, "height": 1800})
         page.goto(server)
         page.get_by_text("Disco_con_Tutti-Kevin_MacLeod.ogg").click()  # an example analyzes itself
-        page.wait_for_function("() => document.querySelector('#headline')?.innerText.includes('20.0 s analyzed')",
-                               timeout=60_000)  # fmt: skip
+        page.wait_for_function(
+            "() => document.querySelector('#headline')?.innerText.includes('20.0 s analyzed')", timeout=60_000
+        )
         page.wait_for_selector(".js-plotly-plot .heatmaplayer, .js-plotly-plot image", timeout=30_000)
         page.screenshot(path=str(shots / f"example-{width}.png"), full_page=True)
 
@@ -52,8 +53,9 @@ def test_browser_whole_flow_one_clip_for_every_view(server, write_audio, tmp_pat
 
         page.locator("#clip button[aria-label='Clear']").click()
         page.locator("input[type=file]").first.set_input_files(str(clip))  # a new clip: every view follows it
-        page.wait_for_function("() => document.querySelector('#headline')?.innerText.includes('6.0 s analyzed')",
-                               timeout=60_000)  # fmt: skip
+        page.wait_for_function(
+            "() => document.querySelector('#headline')?.innerText.includes('6.0 s analyzed')", timeout=60_000
+        )
         assert page.locator("text=Windows that sounded most like").count() == 0  # the old explanation is gone
         page.get_by_role("button", name="Explain", exact=True).click()
         page.wait_for_selector("text=Windows that sounded most like", timeout=60_000)
@@ -61,8 +63,9 @@ def test_browser_whole_flow_one_clip_for_every_view(server, write_audio, tmp_pat
         page.screenshot(path=str(shots / f"explain-{width}.png"), full_page=True)
         page.get_by_role("tab", name="Compare").click()
         page.get_by_role("button", name="Compare", exact=True).click()
-        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .barlayer').length >= 2",
-                               timeout=60_000)  # fmt: skip
+        page.wait_for_function(
+            "() => document.querySelectorAll('.js-plotly-plot .barlayer').length >= 2", timeout=60_000
+        )
         page.screenshot(path=str(shots / f"compare-{width}.png"), full_page=True)
 
         page.locator("#clip button[aria-label='Clear']").click()
@@ -78,10 +81,16 @@ def fake_capture_page(pw, wav: Path):
     """A page in headless Chromium whose microphone, and whose shared tab's sound, play ``wav``."""
     browser = pw.chromium.launch(
         executable_path=CHROMIUM,
-        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-              "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-              f"--use-file-for-fake-audio-capture={wav}"],
-    )  # fmt: skip
+        args=[
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}",
+        ],
+    )
     context = browser.new_context(permissions=["microphone"], viewport={"width": 1400, "height": 1600})
     page = context.new_page()
     # printed, so pytest shows them when a test fails: a rare live-tab failure (no answer within 60 s) left no trace

@@ -57,3 +57,17 @@ def test_json_of_the_default_model_carries_the_pretrained_tags(files):
     assert result.returncode == 0, result.stderr
     line = json.loads(result.stdout)
     assert list(line["tags"]) == MSD_TAGS and all(0 <= v <= 1 for v in line["tags"].values())
+
+
+def test_a_folder_without_audio_is_an_error(tmp_path, random_model_dir, write_audio):
+    empty, no_audio = tmp_path / "empty", tmp_path / "notes"
+    empty.mkdir()
+    no_audio.mkdir()
+    (no_audio / "readme.txt").write_text("no music here")
+    for folder in (empty, no_audio):
+        result = run_cli("predict", "--model", str(random_model_dir), str(folder))
+        assert result.returncode == 1 and result.stdout == ""
+        assert result.stderr.startswith(f"error: no audio file in '{folder}'") and "Traceback" not in result.stderr
+    clip = write_audio("one.wav", chirp(3.0))  # the other paths are still classified
+    result = run_cli("predict", "--model", str(random_model_dir), str(empty), str(clip))
+    assert result.returncode == 1 and result.stdout.startswith(str(clip)) and "no audio file" in result.stderr

@@ -29,7 +29,7 @@ def test_int8_front_end_stays_close_to_float(calibrated):
             front8 = model.backbone.front_end(logmel)
             with switched_int8(model, False):
                 front32 = model.backbone.front_end(logmel)
-        assert (front8 - front32).norm() / front32.norm() < 0.06  # measured 0.03 on GTZAN valid
+        assert (front8 - front32).norm() / front32.norm() < 0.06  # a margin over what GTZAN's valid clips give
         (p8, t8) = probabilities(model, logmel)
         with switched_int8(model, False):
             (p32, t32) = probabilities(model, logmel)
@@ -93,8 +93,10 @@ def test_predicting_warns_nothing_and_threads_share_the_int8_model(calibrated):
         warnings.simplefilter("error")  # no deprecation warning per prediction, and no filter needed for that
         alone = [classifier.predict(c).probabilities for c in clips]
     together: dict[int, dict] = {}
-    threads = [threading.Thread(target=lambda i=i: together.update({i: classifier.predict(clips[i]).probabilities}))
-               for i in range(4)]  # fmt: skip
+    threads = [
+        threading.Thread(target=lambda i=i: together.update({i: classifier.predict(clips[i]).probabilities}))
+        for i in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -114,8 +116,10 @@ def test_calibration_is_saved_and_old_weights_without_it_still_load(calibrated, 
     assert (loaded.backbone.int8 is not None) == int8.supported()  # switched on at load, where it runs
     assert loaded.backbone.input_range.any() and loaded.backbone.frontend[4].peak_range.any()
     state = load_file(tmp_path / "m" / "model.safetensors")
-    save_file({k: v for k, v in state.items() if not k.endswith(("input_range", "peak_range"))},
-              tmp_path / "m" / "model.safetensors")  # fmt: skip
+    save_file(
+        {k: v for k, v in state.items() if not k.endswith(("input_range", "peak_range"))},
+        tmp_path / "m" / "model.safetensors",
+    )
     assert load_model(tmp_path / "m").backbone.int8 is None  # loads, runs in float
     save_file({k: v for k, v in state.items() if k != "head.1.bias"}, tmp_path / "m" / "model.safetensors")
     with pytest.raises(ValueError, match="missing"):
@@ -132,8 +136,9 @@ def test_explanation_of_the_int8_model_matches_its_prediction_and_the_float_map(
     audio = (synth.SR, synth.power_chords(8.0, seed=3))
     e = explain(classifier, audio)
     analyzed = classifier.predict(audio)  # what the Analyze tab shows: int8
-    np.testing.assert_allclose(list(e.prediction.probabilities.values()), list(analyzed.probabilities.values()),
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        list(e.prediction.probabilities.values()), list(analyzed.probabilities.values()), atol=1e-6
+    )
     with switched_int8(model, False):
         float_map = explain(classifier, audio, genre=e.genre, versus=e.versus).evidence
     assert np.corrcoef(e.evidence.flatten(), float_map.flatten())[0, 1] > 0.8

@@ -9,7 +9,7 @@ from tests.conftest import SR, noise
 def test_streamed_48k_chunks_match_offline_prediction(classifier):
     x48 = noise(8.0, sr=48_000, seed=3)
     pcm = (x48 * 32767).astype(np.int16)
-    listener = LiveListener(SR, window_s=6.0)
+    listener = LiveListener(SR, buffer_s=6.0)
     for i in range(0, len(pcm), 24_000):  # 0.5 s chunks, as the browser sends them
         listener.push(48_000, pcm[i : i + 24_000])
     assert listener.heard_s == pytest.approx(8.0)

@@ -80,3 +80,14 @@ def test_spec_augment_only_while_training():
         assert calls == []
         model.train().classify(logmel)
     assert calls == [True]
+
+
+def test_the_card_says_what_the_architecture_is_and_how_training_made_the_model(tmp_path):
+    trained = {"summary": "Fitted by a **test**.", "command": "python -m train network --model ffnn --data d --out o"}
+    build_model("ffnn").save_pretrained(tmp_path / "trained", model_card_kwargs={"metrics": trained})
+    card = (tmp_path / "trained" / "README.md").read_text()
+    assert "68% test accuracy on" in card  # the registry's text about the architecture
+    assert "## Training\n\nFitted by a **test**." in card and f"```\n{trained['command']}\n```" in card
+    build_model("ffnn").save_pretrained(tmp_path / "untrained")
+    card = (tmp_path / "untrained" / "README.md").read_text()
+    assert "Not trained by this package's `train`." in card and "python -m train" not in card

@@ -30,26 +30,31 @@ class ToyMean(GenreNet):
 
 @pytest.fixture
 def toy():
-    register("toy-mean", "a toy for the registry test", card="Fitted in {{ epochs_run }} epochs.",
-             training=dict(epochs=2, batch_size=8, lr=1e-2, patience=5))(ToyMean)  # fmt: skip
+    register(
+        "toy-mean",
+        "a toy for the registry test",
+        card="A toy: one linear layer on the mean log-mel.",
+        training=dict(epochs=2, batch_size=8, lr=1e-2, patience=5),
+    )(ToyMean)
     yield ARCHITECTURES["toy-mean"]
     ARCHITECTURES.pop("toy-mean")
 
 
 @pytest.mark.slow
 def test_a_registered_toy_trains_saves_loads_predicts_and_reports(toy, tiny_dataset, tmp_path):
-    from train.fit import parse_args, train
+    from train.cli import parse_args, run
     from train.report import results_table
 
     assert "toy-mean" in architectures() and build_model("toy-mean").config.n_mels == 32
     out = tmp_path / "weights" / "toy-mean"
-    cfg = parse_args(["--model", "toy-mean", "--data", str(tiny_dataset), "--out", str(out), "--device", "cpu",
-                      "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
+    flags = f"network --model toy-mean --data {tiny_dataset} --out {out} --device cpu --cache-dir {tmp_path / 'cache'}"
+    cfg = parse_args(flags.split())
     assert (cfg.epochs, cfg.batch_size, cfg.lr) == (2, 8, 1e-2)  # the registered training defaults
-    metrics = train(cfg)
+    metrics = run(cfg)
     assert metrics["epochs_run"] == 2 and json.loads((out / "config.json").read_text())["arch"] == "toy-mean"
     card = (out / "README.md").read_text()
-    assert "A toy: the mean log-mel" in card and "Fitted in 2 epochs." in card and "3 genres" in card
+    assert "A toy: the mean log-mel" in card and "one linear layer on the mean log-mel." in card and "3 genres" in card
+    assert metrics["summary"] in card and metrics["command"] in card  # how it was trained, in training's words
     classifier = GenreClassifier.from_pretrained(out, device="cpu")
     assert classifier.genres == GENRES3 and classifier.predict((22_050, tone(440, 2.5))).genre in GENRES3
     assert "| `toy-mean` |" in results_table(tmp_path / "weights")

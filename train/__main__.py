@@ -1,8 +1,9 @@
-"""``python -m train --model {seed-cnn,ffnn,chunk-cnn,musicnn-genre} --data DIR --out weights/NAME [...]``"""
+"""``python -m train RECIPE ...`` (see `train.cli`)."""
 
-from .fit import parse_args, train
+from .cli import parse_args, run
 from .memory import keep_freed_memory
 
 if __name__ == "__main__":
+    cfg = parse_args()
     keep_freed_memory()
-    train(parse_args())
+    run(cfg)

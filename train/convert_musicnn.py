@@ -128,8 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_file(state, out / "model.safetensors", metadata={"source": f"musicnn 0.1.0 wheel, {CHECKPOINT}"})
-    config = {"arch": "musicnn-msd", "sample_rate": SR, "n_fft": N_FFT, "hop_length": HOP, "n_mels": N_MELS,
-              "patch_frames": N_FRAMES, "tags": MSD_TAGS}  # fmt: skip
+    config = {
+        "arch": "musicnn-msd",
+        "sample_rate": SR,
+        "n_fft": N_FFT,
+        "hop_length": HOP,
+        "n_mels": N_MELS,
+        "patch_frames": N_FRAMES,
+        "tags": MSD_TAGS,
+    }
     (out / "config.json").write_text(json.dumps(config, indent=2))
     licence = Path(str(metadata.distribution("musicnn").locate_file("musicnn-0.1.0.dist-info/LICENSE.md")))
     shutil.copy(licence, out / "LICENSE-musicnn.md")

@@ -1,13 +1,8 @@
-"""GTZAN-layout datasets: find the clips, split them, and cache their decoded waveforms on disk.
-
-    python -m train.data pack --data DIR [--split-dir DIR] --out SHARDS [--clips-per-shard 256]
-
-writes the splits as tar shards (`train.shards`) that ``python -m train --data SHARDS`` reads.
-"""
+"""GTZAN-layout datasets: find the clips, split them, draw them genre-balanced, and cache their decoded waveforms
+on disk."""
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import math
 import os
@@ -95,6 +90,13 @@ def random_crop(samples: np.ndarray, n_samples: int, rng: np.random.Generator) -
     return out
 
 
+def balanced_draw(labels: list[int] | np.ndarray) -> np.ndarray:
+    """Per-clip probabilities that draw every genre equally often, whatever its clip count."""
+    labels = np.asarray(labels)
+    draw = 1.0 / np.bincount(labels)[labels]
+    return draw / draw.sum()
+
+
 def genre_counts(clips: list[Clip]) -> dict[str, int]:
     counts = Counter(c.genre for c in clips)
     return {g: counts[g] for g in sorted(counts)}
@@ -136,28 +138,3 @@ class WaveformCache:
             except AudioError as err:
                 tqdm.write(f"skipping {clip.path.name}: {err}")
         return kept, waves
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.data", description="Dataset tools.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    pack = commands.add_parser("pack", help="write a GTZAN-layout folder's splits as tar shards")
-    pack.add_argument("--data", required=True, help="folder with <genre>/<genre>.NNNNN.<ext> clips")
-    pack.add_argument("--split-dir", help="folder with {train,valid,test}_filtered.txt (else a random split)")
-    pack.add_argument("--out", required=True, help="where the shards go: <split>-NNNNNN.tar")
-    pack.add_argument("--clips-per-shard", type=int, default=256)
-    pack.add_argument("--seed", type=int, default=0, help="of the random split")
-    args = parser.parse_args(argv)
-    from .shards import write_index, write_shards
-
-    splits, missing = split_clips(scan_dataset(args.data), args.split_dir, args.seed)
-    for name, clips in splits.items():
-        if clips:
-            written = write_shards(clips, args.out, name, args.clips_per_shard)
-            print(f"{name}: {len(clips)} clips in {len(written)} shard(s); listed but absent: {missing[name]}")
-    write_index(args.out, {name: genre_counts(clips) for name, clips in splits.items() if clips})
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

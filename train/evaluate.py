@@ -1,9 +1,10 @@
-"""``python -m train.evaluate --model weights/NAME --data DIR [--split-dir DIR --split valid] [--degrade | --grid]``
+"""``python -m train.evaluate --model weights/NAME --data DIR [--split-dir DIR] [--split valid] [--rooms | --grid]``
 
 Clip-level accuracy (95% CI), balanced accuracy, per-genre P/R/F1 and the confusion matrix (printed and
 saved as a plotly HTML figure). Clips are predicted exactly as users' files are: `GenreClassifier.predict`.
-``--degrade`` plays each clip through a random simulated classroom; ``--grid`` scores the classroom grid (RT60 x
-distance x SNR x device, `train.degrade.GRID`), or the cells named with ``--cell``; ``--effects`` takes one cell
+Without ``--split-dir``, ``--split`` is the seeded random split ``python -m train`` draws, and no ``--split`` scores
+every clip. ``--rooms`` plays each clip through a random simulated room; ``--grid`` scores the room grid (RT60 x
+distance x SNR x device, `train.rooms.GRID`), or the cells named with ``--cell``; ``--effects`` takes one cell
 apart (speaker, room, noise, microphone: each alone and all but each).
 """
 
@@ -24,26 +25,26 @@ from genre_model.inference import GenreClassifier
 from genre_model.plots import confusion_figure
 
 from .data import scan_dataset, split_clips
-from .degrade import EFFECTS, GRID, degrade, grid_condition
 from .metrics import balanced_accuracy, format_report, summarize
+from .rooms import EFFECTS, GRID, grid_condition, play_in_room
 
-KEY_CELL = (0.8, 3.0, 10.0, "phone")  # the classroom the issue's target names: RT60 0.8 s, 3 m, 10 dB, phone
+KEY_CELL = (0.8, 3.0, 10.0, "phone")  # the grid cell the README reports: a phone at the back of a classroom
 
 
 def _seed(clip) -> int:
-    return zlib.crc32(clip.id.encode())  # by clip id: every run degrades each clip the same way
+    return zlib.crc32(clip.id.encode())  # by clip id: every run plays each clip through the same room
 
 
-def evaluate(classifier: GenreClassifier, clips, classroom: bool = False) -> tuple[dict, list[str], list]:
+def evaluate(classifier: GenreClassifier, clips, rooms: bool = False) -> tuple[dict, list[str], list]:
     """Scores over ``clips`` (unreadable ones are skipped and listed), optionally each through a random simulated
-    classroom (`train.degrade`)."""
+    room (`train.rooms`)."""
     genres, sr = classifier.genres, classifier.sample_rate
     y_true, y_pred, skipped, probs = [], [], [], []
     for clip in tqdm(clips, desc="evaluating", unit="clip", file=sys.stderr):
         try:
             audio = load_audio(clip.path, sr)
-            if classroom:
-                audio = (sr, degrade(audio.samples, sr, seed=_seed(clip), bank=1))
+            if rooms:
+                audio = (sr, play_in_room(audio.samples, sr, seed=_seed(clip), bank=1))
             prediction = classifier.predict(audio)
         except AudioError:
             skipped.append(clip.id)
@@ -69,35 +70,40 @@ def _decoded(classifier: GenreClassifier, clips) -> tuple[list, np.ndarray]:
     return waves, np.asarray(labels)
 
 
-def _score(classifier: GenreClassifier, waves: list, labels: np.ndarray, cell: tuple | None,
-           effects: tuple[str, ...] = EFFECTS) -> dict:  # fmt: skip
+def _score(
+    classifier: GenreClassifier, waves: list, labels: np.ndarray, cell: tuple | None, effects: tuple[str, ...] = EFFECTS
+) -> dict:
     """Balanced accuracy and accuracy with every clip through ``cell`` (None: clean). The room's shape comes from the
     clip (one of ``GRID.rooms`` per cell), the noise and device details from its id."""
     genres, sr, pred = classifier.genres, classifier.sample_rate, []
     for clip, samples in waves:
         if cell is not None:
             condition = grid_condition(*cell, seed=_seed(clip) % GRID.rooms)
-            samples = degrade(samples, sr, _seed(clip), condition, effects=effects)
+            samples = play_in_room(samples, sr, _seed(clip), condition, effects=effects)
         pred.append(genres.index(classifier.predict((sr, samples)).genre))
     pred = np.asarray(pred)
     return {"balanced_accuracy": balanced_accuracy(labels, pred), "accuracy": float((labels == pred).mean())}
 
 
 def evaluate_grid(classifier: GenreClassifier, clips, cells: list[tuple]) -> dict[str, dict]:
-    """Balanced accuracy and accuracy, clean and in each classroom cell (rt60, distance, snr, device)."""
+    """Balanced accuracy and accuracy, clean and in each cell of the room grid (rt60, distance, snr, device)."""
     waves, labels = _decoded(classifier, clips)
     results = {"clean": _score(classifier, waves, labels, None)}
-    for cell in tqdm(cells, desc="classroom grid", unit="cell", file=sys.stderr):
+    for cell in tqdm(cells, desc="room grid", unit="cell", file=sys.stderr):
         results[cell_name(*cell)] = _score(classifier, waves, labels, cell)
         tqdm.write(f"{cell_name(*cell)}: {results[cell_name(*cell)]['balanced_accuracy']:.1%}", file=sys.stderr)
     return results
 
 
 def evaluate_effects(classifier: GenreClassifier, clips, cell: tuple) -> dict[str, dict]:
-    """One classroom cell taken apart: clean, each effect of the chain alone, all but each, and all of them."""
+    """One cell of the room grid taken apart: clean, each effect of the chain alone, all but each, and all of them."""
     waves, labels = _decoded(classifier, clips)
-    runs = {"clean": (), **{f"{e} alone": (e,) for e in EFFECTS},
-            **{f"all but {e}": tuple(x for x in EFFECTS if x != e) for e in EFFECTS}, "all": EFFECTS}  # fmt: skip
+    runs = {
+        "clean": (),
+        **{f"{e} alone": (e,) for e in EFFECTS},
+        **{f"all but {e}": tuple(x for x in EFFECTS if x != e) for e in EFFECTS},
+        "all": EFFECTS,
+    }
     results = {}
     for name, effects in tqdm(runs.items(), desc=cell_name(*cell), unit="run", file=sys.stderr):
         results[name] = _score(classifier, waves, labels, cell if effects else None, effects)
@@ -111,17 +117,24 @@ def effects_table(results: dict[str, dict]) -> str:
     def cell(name: str) -> str:
         return f"{results[name]['balanced_accuracy']:.1%}"
 
-    lines = [f"clean: {cell('clean')} balanced; all effects: {cell('all')}", "",
-             "| effect | alone | all but it |", "|---|---|---|"]  # fmt: skip
+    lines = [
+        f"clean: {cell('clean')} balanced; all effects: {cell('all')}",
+        "",
+        "| effect | alone | all but it |",
+        "|---|---|---|",
+    ]
     return "\n".join(lines + [f"| {e} | {cell(f'{e} alone')} | {cell(f'all but {e}')} |" for e in EFFECTS])
 
 
 def grid_table(results: dict[str, dict]) -> str:
     """The grid as markdown: rows RT60 x distance, columns SNR x device, balanced accuracy per cell."""
     columns = [(snr, device) for snr in GRID.snr_db for device in GRID.devices]
-    lines = [f"clean: {results['clean']['balanced_accuracy']:.1%} balanced ({results['clean']['accuracy']:.1%})", "",
-             "| RT60, distance | " + " | ".join(f"{snr:g} dB, {device}" for snr, device in columns) + " |",
-             "|---" * (len(columns) + 1) + "|"]  # fmt: skip
+    lines = [
+        f"clean: {results['clean']['balanced_accuracy']:.1%} balanced ({results['clean']['accuracy']:.1%})",
+        "",
+        "| RT60, distance | " + " | ".join(f"{snr:g} dB, {device}" for snr, device in columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
     for rt60 in GRID.rt60_s:
         for distance in GRID.distance_m:
             cells = [results.get(cell_name(rt60, distance, snr, device)) for snr, device in columns]
@@ -150,17 +163,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n\n")[1])
     parser.add_argument("--model", required=True, help="model folder, Hub repo id or architecture name")
     parser.add_argument("--data", required=True, help="folder with <genre>/<genre>.NNNNN.<ext> clips")
-    parser.add_argument("--split-dir", help="folder with {train,valid,test}_filtered.txt; without it: all clips")
-    parser.add_argument("--split", default="valid", choices=["train", "valid", "test"])
+    parser.add_argument("--split-dir", help="folder with {train,valid,test}_filtered.txt")
+    parser.add_argument(
+        "--split",
+        choices=["train", "valid", "test"],
+        help="default: valid with --split-dir; without it, a split of the seeded random split, and "
+        "no --split scores every clip",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="of the random split (as given to python -m train)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--confusion-html", default=None, help="where to save the figure (default: beside the model)")
-    parser.add_argument("--degrade", action="store_true", help="play every clip through a random simulated classroom")
-    parser.add_argument("--grid", action="store_true", help="score the classroom grid (clean and every cell)")
-    parser.add_argument("--cell", nargs=4, action="append", metavar=("RT60_S", "DISTANCE_M", "SNR_DB", "DEVICE"),
-                        help="score only this cell of the grid (repeatable), e.g. --cell 0.8 3 10 phone")  # fmt: skip
-    parser.add_argument("--effects", action="store_true",
-                        help=f"take one cell (--cell; default: {cell_name(*KEY_CELL)}) apart: each of "
-                        f"{', '.join(EFFECTS)} alone and all but each")  # fmt: skip
+    parser.add_argument("--rooms", action="store_true", help="play every clip through a random simulated room")
+    parser.add_argument("--grid", action="store_true", help="score the room grid (clean and every cell)")
+    parser.add_argument(
+        "--cell",
+        nargs=4,
+        action="append",
+        metavar=("RT60_S", "DISTANCE_M", "SNR_DB", "DEVICE"),
+        help="score only this cell of the grid (repeatable), e.g. --cell 0.8 3 10 phone",
+    )
+    parser.add_argument(
+        "--effects",
+        action="store_true",
+        help=f"take one cell (--cell; default: {cell_name(*KEY_CELL)}) apart: each of "
+        f"{', '.join(EFFECTS)} alone and all but each",
+    )
     parser.add_argument(
         "--calibrate",
         action="store_true",
@@ -171,31 +198,36 @@ def main(argv: list[str] | None = None) -> int:
 
     classifier = GenreClassifier.from_pretrained(args.model, device=args.device)
     if args.split_dir and args.split != "test" and trained_on_valid(args.model):
-        print(f"note: {args.model} was trained on train + valid (--refit-on-valid), so these {args.split} scores are "
-              "not held out; its metrics.json holds the valid scores of the run that chose its settings, before "
-              "valid joined training.", file=sys.stderr)  # fmt: skip
+        print(
+            f"note: {args.model} was trained on train + valid (--refit-on-valid), so these {args.split} scores are "
+            "not held out; its metrics.json holds the valid scores of the run that chose its settings, before "
+            "valid joined training.",
+            file=sys.stderr,
+        )
     clips = scan_dataset(args.data)
-    if args.split_dir:
-        clips = split_clips(clips, args.split_dir)[0][args.split]
+    if args.split_dir and not args.split:
+        args.split = "valid"
+    if args.split:
+        clips = split_clips(clips, args.split_dir, args.seed)[0][args.split]
     unknown = sorted({c.genre for c in clips} - set(classifier.genres))
     if unknown:
         print(f"skipping clips of genres the model does not know: {', '.join(unknown)}", file=sys.stderr)
         clips = [c for c in clips if c.genre in classifier.genres]
     if args.grid or args.cell or args.effects:
-        return _print_classroom(args, classifier, clips)
-    scores, skipped, probs = evaluate(classifier, clips, args.degrade)
+        return _print_grid(args, classifier, clips)
+    scores, skipped, probs = evaluate(classifier, clips, args.rooms)
     if args.calibrate:
-        if not Path(args.model).is_dir() or args.degrade:
-            parser.error("--calibrate needs a local model folder and clean (not --degrade) audio")
+        if not Path(args.model).is_dir() or args.rooms:
+            parser.error("--calibrate needs a local model folder and clean (not --rooms) audio")
         scores["entropy_threshold"] = store_entropy_threshold(Path(args.model), probs)
-    split = args.split if args.split_dir else "all"
-    scores.update(model=classifier.name, split=split, degrade=args.degrade, skipped=skipped)
+    split = split_name(args)
+    scores.update(model=classifier.name, split=split, rooms=args.rooms, skipped=skipped)
 
-    name = f"confusion-{split}" + ("-classroom" if args.degrade else "") + ".html"
+    name = f"confusion-{split}" + ("-rooms" if args.rooms else "") + ".html"
     default_html = Path(args.model) / name if Path(args.model).is_dir() else None
     html = Path(args.confusion_html) if args.confusion_html else default_html
     if html:
-        condition = ", through simulated classrooms" if args.degrade else ""
+        condition = ", through simulated rooms" if args.rooms else ""
         title = f"{classifier.name} on {split}{condition}: accuracy {scores['accuracy']:.1%}"
         figure = confusion_figure(scores["confusion"], classifier.genres, title)
         figure.write_html(html, include_plotlyjs=True)  # self-contained: opens offline
@@ -207,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(scores))
     else:
-        where = ", through simulated classrooms" if args.degrade else ""
+        where = ", through simulated rooms" if args.rooms else ""
         print(f"{classifier.name} on {split} ({args.data}){where}")
         print(format_report(scores, classifier.genres))
         if skipped:
@@ -219,7 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _print_classroom(args: argparse.Namespace, classifier: GenreClassifier, clips) -> int:
+def split_name(args: argparse.Namespace) -> str:
+    """ "valid" (the filtered split's), "random-valid" (the seeded random split's) or "all"."""
+    if not args.split:
+        return "all"
+    return args.split if args.split_dir else f"random{args.seed}-{args.split}"
+
+
+def _print_grid(args: argparse.Namespace, classifier: GenreClassifier, clips) -> int:
     if args.calibrate:
         raise SystemExit("error: --calibrate needs clean audio; leave out --grid")
     try:
@@ -228,14 +267,17 @@ def _print_classroom(args: argparse.Namespace, classifier: GenreClassifier, clip
             raise ValueError
     except ValueError:
         raise SystemExit(f"error: --cell takes RT60_S DISTANCE_M SNR_DB DEVICE, DEVICE one of {GRID.devices}") from None
-    split = args.split if args.split_dir else "all"
+    split = split_name(args)
     if args.effects:
         if args.grid or len(args.cell or []) > 1:
             raise SystemExit("error: --effects takes one cell apart: give at most one --cell, and no --grid")
         cell = cells[0] if args.cell else KEY_CELL
         results = evaluate_effects(classifier, clips, cell)
-        print(json.dumps({"model": classifier.name, "split": split, "cell": cell_name(*cell), "effects": results})
-              if args.json else f"{cell_name(*cell)}\n\n{effects_table(results)}")  # fmt: skip
+        print(
+            json.dumps({"model": classifier.name, "split": split, "cell": cell_name(*cell), "effects": results})
+            if args.json
+            else f"{cell_name(*cell)}\n\n{effects_table(results)}"
+        )
         return 0
     results = evaluate_grid(classifier, clips, cells)
     if Path(args.model).is_dir() and not args.cell:

@@ -1,11 +1,15 @@
 """Clip-level scores with honest uncertainty: accuracy (Wilson 95% CI), balanced accuracy (bootstrap 95% CI),
-per-genre precision/recall/F1 and the confusion matrix."""
+per-genre precision/recall/F1 and the confusion matrix; and `BestEpoch`, the early-stopping choice every
+training loop makes."""
 
 from __future__ import annotations
 
+import copy
 import math
+from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 
 def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -70,3 +74,26 @@ def format_report(scores: dict, genres: list[str]) -> str:
     for genre, row in zip(genres, scores["confusion"]):
         lines.append(f"{genre:<10}" + "".join(f"{v:>6}" for v in row))
     return "\n".join(lines)
+
+
+@dataclass
+class BestEpoch:
+    """The best-scoring epoch so far and its weights: each training loop keeps its choice here (a score compares
+    as a tuple, so ties can fall to a second key). ``since`` counts the epochs without a better score."""
+
+    score: tuple | None = None
+    epoch: int = 0
+    state: dict | None = None
+    since: int = 0
+
+    def offer(self, epoch: int, score: tuple, model: torch.nn.Module) -> bool:
+        """Keep ``model``'s weights if ``score`` beats the best so far; returns whether it did."""
+        if self.score is None or score > self.score:
+            self.score, self.epoch, self.state, self.since = score, epoch, copy.deepcopy(model.state_dict()), 0
+            return True
+        self.since += 1
+        return False
+
+    def restore(self, model: torch.nn.Module) -> None:
+        if self.state is not None:
+            model.load_state_dict(self.state)

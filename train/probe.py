@@ -23,13 +23,19 @@ from genre_model.distributed import Processes
 from genre_model.inference import GenreClassifier
 from genre_model.models import MUSICNN_DIR, MusicnnGenre
 
-from .degrade import degrade
 from .metrics import balanced_accuracy, summarize
+from .rooms import play_in_room
 
 BACKBONE = MUSICNN_DIR / "model.safetensors"
 WEIGHT_DECAYS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 CPU = torch.device("cpu")
 ONE = Processes()  # a world of one: the default everywhere below
+
+
+def say(procs: Processes, text: str) -> None:
+    """A progress line, from rank 0 only: one set of messages under torchrun."""
+    if procs.is_main:
+        tqdm.write(text)
 
 
 def load_backbone(model: MusicnnGenre) -> None:
@@ -44,23 +50,28 @@ def penultimate(model: MusicnnGenre, windows: torch.Tensor) -> np.ndarray:
 
 
 @torch.inference_mode()
-def clip_features(model: MusicnnGenre, waves: list[Waveform], desc: str, cache: Path | None = None,
-                  extract: Callable[[MusicnnGenre, torch.Tensor], np.ndarray] = penultimate,
-                  device: torch.device = CPU) -> list[np.ndarray]:  # fmt: skip
-    """``extract`` of every inference window of each clip (run on ``device``): one array per clip. With ``cache``,
-    results are stored per clip keyed by the audio's content, so reruns skip the backbone."""
+def clip_features(
+    model: MusicnnGenre,
+    waves: list[Waveform],
+    desc: str,
+    cache: Path | None = None,
+    device: torch.device = CPU,
+    show: bool = True,
+) -> list[np.ndarray]:
+    """`penultimate` of every inference window of each clip (run on ``device``): one array per clip. With
+    ``cache``, results are stored per clip keyed by the audio's content, so reruns skip the backbone."""
     classifier = GenreClassifier(model, model.config.arch, device)
     backbone = model.backbone  # int8 or float, and the int8 ranges, change the features: part of the key
     ranges = torch.cat([backbone.input_range] + [b.peak_range for b in backbone.frontend]).cpu()
     mode = ranges * (backbone.int8 is not None and device.type == "cpu")
     feats = []
-    for wave in tqdm(waves, desc=desc, unit="clip", leave=False):
+    for wave in tqdm(waves, desc=desc, unit="clip", leave=False, disable=not show):
         key = hashlib.sha1(wave.samples.tobytes() + mode.numpy().tobytes()).hexdigest()
         file = cache / f"{key}.npy" if cache else None
         if file and file.exists():
             feats.append(np.load(file))
             continue
-        feats.append(extract(model, torch.from_numpy(classifier.all_windows(wave.samples)).to(device)))
+        feats.append(penultimate(model, torch.from_numpy(classifier.all_windows(wave.samples)).to(device)))
         if file:
             np.save(file, feats[-1])
     return feats
@@ -71,16 +82,23 @@ def stacked(per_clip: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(per_clip), np.repeat(np.arange(len(per_clip)), [len(f) for f in per_clip])
 
 
-def window_features(model: MusicnnGenre, waves: list[Waveform], desc: str, cache: Path | None = None,
-                    device: torch.device = CPU, procs: Processes = ONE) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def window_features(
+    model: MusicnnGenre,
+    waves: list[Waveform],
+    desc: str,
+    cache: Path | None = None,
+    device: torch.device = CPU,
+    procs: Processes = ONE,
+) -> tuple[np.ndarray, np.ndarray]:
     """`clip_features` (the backbone's 200-d features) of all ``waves`` on every process, stacked; each process
     computes its share of the clips and the shares are gathered in order."""
-    return stacked(procs.gather(clip_features(model, procs.shard(waves), desc, cache, device=device)))
+    return stacked(procs.gather(clip_features(model, procs.shard(waves), desc, cache, device, procs.is_main)))
 
 
 @torch.inference_mode()
-def calibrate_int8(model: MusicnnGenre, waves: list[Waveform], device: torch.device = CPU, every: int = 5,
-                   procs: Processes = ONE) -> None:  # fmt: skip
+def calibrate_int8_on_clips(
+    model: MusicnnGenre, waves: list[Waveform], device: torch.device = CPU, every: int = 5, procs: Processes = ONE
+) -> None:
     """The backbone's int8 ranges from every ``every``-th window of each training clip (degraded copies included,
     so microphone input stays in range; each process observes its share, the extremes are combined), then the int8
     front end switched on when training on a CPU: everything after this (features, scores, the app) sees what CPU
@@ -93,8 +111,9 @@ def calibrate_int8(model: MusicnnGenre, waves: list[Waveform], device: torch.dev
 
 
 @torch.no_grad()
-def clip_probabilities(logits: Callable[[np.ndarray], torch.Tensor], feats: np.ndarray, owner: np.ndarray,
-                       n_clips: int) -> np.ndarray:  # fmt: skip
+def clip_probabilities(
+    logits: Callable[[np.ndarray], torch.Tensor], feats: np.ndarray, owner: np.ndarray, n_clips: int
+) -> np.ndarray:
     """Mean of window softmaxes per clip, as `GenreClassifier` computes it; ``logits`` scores a block of windows'
     features (256 at a time, to bound memory)."""
     probs = torch.cat([F.softmax(logits(feats[i : i + 256]), dim=-1).cpu() for i in range(0, len(feats), 256)]).numpy()
@@ -105,8 +124,9 @@ def _linear(head: nn.Linear) -> Callable[[np.ndarray], torch.Tensor]:
     return lambda feats: head(torch.from_numpy(feats))
 
 
-def fit_logistic(feats: np.ndarray, labels: np.ndarray, weights: np.ndarray, decay: float, seed: int,
-                 n_genres: int) -> nn.Linear:  # fmt: skip
+def fit_logistic(
+    feats: np.ndarray, labels: np.ndarray, weights: np.ndarray, decay: float, seed: int, n_genres: int
+) -> nn.Linear:
     torch.manual_seed(seed)
     head = nn.Linear(feats.shape[1], n_genres)
     x, y, w = torch.from_numpy(feats), torch.from_numpy(labels), torch.from_numpy(weights).float()
@@ -119,14 +139,26 @@ def fit_logistic(feats: np.ndarray, labels: np.ndarray, weights: np.ndarray, dec
     return head
 
 
-def degraded_copies(waves: list[Waveform], seed: int, bank: int = 0, procs: Processes = ONE,
-                    same_kind: float = 0.0) -> list[Waveform]:  # fmt: skip
-    """One copy of each clip through a random simulated classroom (`train.degrade`, rooms from ``bank``, devices of
+def room_copies(
+    waves: list[Waveform], seed: int, bank: int = 0, procs: Processes = ONE, same_kind: float = 0.0
+) -> list[Waveform]:
+    """One copy of each clip through a random simulated room (`train.rooms`, rooms from ``bank``, devices of
     one kind with probability ``same_kind``; clip i gets seed + i); each process degrades its share, every process
     gets all copies."""
-    progress = tqdm(procs.shard(list(enumerate(waves))), desc="classroom copies", unit="clip", leave=False)
-    return procs.gather([Waveform(degrade(w.samples, w.sample_rate, seed + i, bank=bank, same_kind=same_kind),
-                                  w.sample_rate, w.duration_s, w.analyzed_s) for i, w in progress])  # fmt: skip
+    progress = tqdm(
+        procs.shard(list(enumerate(waves))), desc="room copies", unit="clip", leave=False, disable=not procs.is_main
+    )
+    return procs.gather(
+        [
+            Waveform(
+                play_in_room(w.samples, w.sample_rate, seed + i, bank=bank, same_kind=same_kind),
+                w.sample_rate,
+                w.duration_s,
+                w.analyzed_s,
+            )
+            for i, w in progress
+        ]
+    )
 
 
 def balanced_weights(labels: np.ndarray, owner: np.ndarray) -> np.ndarray:
@@ -135,18 +167,26 @@ def balanced_weights(labels: np.ndarray, owner: np.ndarray) -> np.ndarray:
     return 1.0 / (np.bincount(clip_labels)[labels] * np.bincount(owner)[owner])
 
 
-def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid: tuple[list[Waveform], list[int]],
-             n_clean: int, seed: int, refit: bool = False, cache: Path | None = None,
-             device: torch.device = CPU, procs: Processes = ONE,
-             decays: tuple[float, ...] = WEIGHT_DECAYS) -> tuple[list, dict]:  # fmt: skip
+def fit_head(
+    model: MusicnnGenre,
+    train: tuple[list[Waveform], list[int]],
+    valid: tuple[list[Waveform], list[int]],
+    n_clean: int,
+    seed: int,
+    refit: bool = False,
+    cache: Path | None = None,
+    device: torch.device = CPU,
+    procs: Processes = ONE,
+    decays: tuple[float, ...] = WEIGHT_DECAYS,
+) -> tuple[list, dict]:
     """Fit ``model.head`` in place, one head per weight decay in ``decays``, keeping the best on valid; returns one
     history row per decay, then one naming the chosen decay, and the scores (train, valid, valid probabilities) of the
     chosen head, computed from the features exactly as `GenreClassifier` would.
-    ``train`` may hold degraded copies (`degraded_copies`) after its first ``n_clean`` clips; train is scored on
+    ``train`` may hold degraded copies (`room_copies`) after its first ``n_clean`` clips; train is scored on
     the clean ones. With ``refit``, the chosen setting is then refitted on train + valid (more data for the final
     model; the returned valid scores are from before the refit, so they stay honest)."""
     model.eval()
-    calibrate_int8(model, train[0], device, procs=procs)
+    calibrate_int8_on_clips(model, train[0], device, procs=procs)
     if cache:
         cache.mkdir(parents=True, exist_ok=True)
     train_waves, y_clip = train[0], np.asarray(train[1])
@@ -158,19 +198,27 @@ def fit_head(model: MusicnnGenre, train: tuple[list[Waveform], list[int]], valid
     for decay in decays:
         head = fit_logistic(x_train, y_train, weights, decay, seed, len(model.config.genres))
         pred = clip_probabilities(_linear(head), x_valid, own_valid, len(valid[0])).argmax(axis=1)
-        row = {"weight_decay": decay, "valid_accuracy": float((pred == y_valid_clip).mean()),
-               "valid_balanced_accuracy": balanced_accuracy(y_valid_clip, pred)}  # fmt: skip
+        row = {
+            "weight_decay": decay,
+            "valid_accuracy": float((pred == y_valid_clip).mean()),
+            "valid_balanced_accuracy": balanced_accuracy(y_valid_clip, pred),
+        }
         history.append(row)
-        tqdm.write(f"weight decay {decay:g}: valid acc {row['valid_accuracy']:.1%}, "
-                   f"balanced {row['valid_balanced_accuracy']:.1%}")  # fmt: skip
+        say(
+            procs,
+            f"weight decay {decay:g}: valid acc {row['valid_accuracy']:.1%}, "
+            f"balanced {row['valid_balanced_accuracy']:.1%}",
+        )
         if best is None or row["valid_balanced_accuracy"] > best[0]:
             best = (row["valid_balanced_accuracy"], head, decay, pred)
     _, head, decay, pred = best
     history.append({"chosen_weight_decay": decay})
     genres = model.config.genres
     train_pred = clip_probabilities(_linear(head), x_train, own_train, own_train.max() + 1).argmax(axis=1)
-    scores = {"train": summarize(y_clip[:n_clean].tolist(), train_pred[:n_clean].tolist(), genres),
-              "valid": summarize(y_valid_clip.tolist(), pred.tolist(), genres)}  # fmt: skip
+    scores = {
+        "train": summarize(y_clip[:n_clean].tolist(), train_pred[:n_clean].tolist(), genres),
+        "valid": summarize(y_valid_clip.tolist(), pred.tolist(), genres),
+    }
     if refit:
         x_all = np.concatenate([x_train, x_valid])
         own_all = np.concatenate([own_train, own_valid + own_train.max() + 1])

@@ -1,5 +1,5 @@
-"""``python -m train.report [--weights weights]``: rewrite the results table in ``weights/README.md`` from each
-model's ``metrics.json`` (so the table only ever shows measured numbers)."""
+"""``python -m train.report [--weights weights]``: rewrite the results tables in ``weights/README.md`` and the
+project's ``README.md`` from each model's ``metrics.json`` (so the tables only ever show measured numbers)."""
 
 from __future__ import annotations
 
@@ -44,19 +44,26 @@ def results_table(weights: Path) -> str:
 
 
 def robustness_table(weights: Path) -> str:
-    """Valid balanced accuracy, clean and through simulated classrooms (``train.evaluate --degrade`` and ``--grid``)."""
+    """Valid balanced accuracy, clean and through simulated rooms (``train.evaluate --rooms`` and ``--grid``)."""
     key = "RT60 0.8 s, 3 m, 10 dB, phone"
-    rows = [f"| model | clean | random classrooms | grid: mean of 36 cells | grid: {key} |", "|---|---|---|---|---|"]
+    rows = [
+        f"| model | clean | random simulated rooms | grid: mean of 36 cells | grid: {key} |",
+        "|---|---|---|---|---|",
+    ]
 
     def scores(file: Path) -> dict | None:
         return json.loads(file.read_text()) if file.exists() else None
 
     for model_dir in sorted(p for p in weights.iterdir() if (p / "valid-grid.eval.json").exists()):
-        clean, random = scores(model_dir / "valid.eval.json"), scores(model_dir / "valid-classroom.eval.json")
+        clean, random = scores(model_dir / "valid.eval.json"), scores(model_dir / "valid-rooms.eval.json")
         grid = json.loads((model_dir / "valid-grid.eval.json").read_text())
         cells = [v["balanced_accuracy"] for k, v in grid.items() if k != "clean"]
-        values = [clean["balanced_accuracy"] if clean else None, random["balanced_accuracy"] if random else None,
-                  float(np.mean(cells)), grid.get(key, {}).get("balanced_accuracy")]  # fmt: skip
+        values = [
+            clean["balanced_accuracy"] if clean else None,
+            random["balanced_accuracy"] if random else None,
+            float(np.mean(cells)),
+            grid.get(key, {}).get("balanced_accuracy"),
+        ]
         rows.append(f"| `{model_dir.name}` | " + " | ".join("-" if v is None else f"{v:.1%}" for v in values) + " |")
     return "\n".join(rows)
 
@@ -64,14 +71,23 @@ def robustness_table(weights: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", default="weights")
-    weights = Path(parser.parse_args(argv).weights)
-    readme = weights / "README.md"
-    text = readme.read_text()
-    block = (
-        f"{START}\n{results_table(weights)}\n\nThrough simulated classrooms (`train.degrade`: speaker, room, noise, "
-        f"microphone), valid balanced accuracy:\n\n{robustness_table(weights)}\n{END}"
+    parser.add_argument(
+        "--readme",
+        nargs="+",
+        default=["weights/README.md", "README.md"],
+        help="the files whose results block (between the markers) is rewritten",
     )
-    readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
+    args = parser.parse_args(argv)
+    weights = Path(args.weights)
+    block = (
+        f"{START}\n{results_table(weights)}\n\nThrough simulated rooms (`train.rooms`, the room simulator: speaker, "
+        f"room, noise, microphone), valid balanced accuracy:\n\n{robustness_table(weights)}\n{END}"
+    )
+    for readme in map(Path, args.readme):
+        text = readme.read_text()
+        if START not in text:
+            raise SystemExit(f"error: {readme} has no {START} ... {END} block to rewrite")
+        readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
     print(block)
     return 0
 

@@ -4,7 +4,7 @@ A shard is a plain tar (``<split>-NNNNNN.tar``) of samples, each two members sha
 original encoded bytes: wav, flac, ogg, mp3...) and ``<id>.json`` (``{"id", "genre"}``). That is the layout the
 `webdataset` library, Hugging Face ``datasets`` (``load_dataset("webdataset", ...)``) and most large-audio pipelines
 read, it needs nothing but ``tarfile`` to write or read, and a shard is read front to back, so shards stream from a
-disk or a bucket without an index. Written by ``python -m train.data pack``, with ``index.json`` beside them (clips
+disk or a bucket without an index. Written by ``python -m train.shards pack``, with ``index.json`` beside them (clips
 per genre and split: training plans its epochs without reading the shards).
 
 Training streams the train split (`BalancedCrops`: decode, crop, shuffle in a buffer, in DataLoader workers; only the
@@ -13,6 +13,7 @@ buffer is in memory); valid, and the musicnn recipe's train split, are loaded wh
 
 from __future__ import annotations
 
+import argparse
 import io
 import itertools
 import json
@@ -29,7 +30,7 @@ from tqdm import tqdm
 from genre_model.audio import AudioError, Waveform, load_audio
 from genre_model.distributed import Processes
 
-from .data import Clip, random_crop
+from .data import Clip, genre_counts, random_crop, scan_dataset, split_clips
 
 INDEX = "index.json"
 
@@ -109,9 +110,19 @@ class BalancedCrops(torch.utils.data.IterableDataset):
     seeded by (seed, slot, p) and reads its shards in a new order). Genre-balanced like the in-memory recipe: a
     clip of a genre with n clips gives crops_per_clip x (largest n) / n crops, stochastically rounded."""
 
-    def __init__(self, shards: list[Path], sample_rate: int, genres: list[str], counts: dict[str, int],
-                 n_samples: int, crops_per_clip: int, seed: int, procs: Processes, first_pass: int = 0,
-                 buffer: int = 512):  # fmt: skip
+    def __init__(
+        self,
+        shards: list[Path],
+        sample_rate: int,
+        genres: list[str],
+        counts: dict[str, int],
+        n_samples: int,
+        crops_per_clip: int,
+        seed: int,
+        procs: Processes,
+        first_pass: int = 0,
+        buffer: int = 512,
+    ):
         self.shards, self.sample_rate, self.n_samples, self.buffer = shards, sample_rate, n_samples, buffer
         self.genres = genres  # the model's: a crop's label is its genre's index here
         self.crops = {g: crops_per_clip * max(counts.values()) / n for g, n in counts.items()}
@@ -142,14 +153,31 @@ class BalancedCrops(torch.utils.data.IterableDataset):
                 yield pending[k]
 
 
-def crop_loader(folder: str | Path, sample_rate: int, genres: list[str], n_samples: int, crops_per_clip: int,
-                batch_size: int, seed: int, procs: Processes,
-                first_pass: int = 0) -> torch.utils.data.DataLoader:  # fmt: skip
+def crop_loader(
+    folder: str | Path,
+    sample_rate: int,
+    genres: list[str],
+    n_samples: int,
+    crops_per_clip: int,
+    batch_size: int,
+    seed: int,
+    procs: Processes,
+    first_pass: int = 0,
+) -> torch.utils.data.DataLoader:
     """Batches (x (batch, samples), genre indices (batch,)) of `BalancedCrops` of the train split, decoded by this
     process's share of the CPU cores in DataLoader workers."""
     workers = max(1, min(8, (os.cpu_count() or 2) // procs.world_size))
-    crops = BalancedCrops(shard_files(folder, "train"), sample_rate, genres, split_counts(folder, "train"), n_samples,
-                          crops_per_clip, seed, procs, first_pass)  # fmt: skip
+    crops = BalancedCrops(
+        shard_files(folder, "train"),
+        sample_rate,
+        genres,
+        split_counts(folder, "train"),
+        n_samples,
+        crops_per_clip,
+        seed,
+        procs,
+        first_pass,
+    )
     return torch.utils.data.DataLoader(crops, batch_size=batch_size, num_workers=workers)
 
 
@@ -159,8 +187,9 @@ def decoded_clips(
     """Every readable clip of ``split`` in the shards of ``folder``, decoded by ``workers`` DataLoader workers, in
     the order they come (workers interleave shards); unreadable ones are reported and skipped."""
     shards = shard_files(folder, split)
-    loader = torch.utils.data.DataLoader(DecodedShards(shards, sample_rate), batch_size=None,
-                                         num_workers=min(workers, len(shards)))  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        DecodedShards(shards, sample_rate), batch_size=None, num_workers=min(workers, len(shards))
+    )
     for meta, audio, problem in tqdm(loader, desc=f"decoding {split} shards", unit="clip", leave=False):
         if audio is None:
             tqdm.write(problem)
@@ -194,3 +223,27 @@ def split_counts(folder: str | Path, split: str) -> dict[str, int]:
 def split_genres(folder: str | Path, splits: tuple[str, ...] = ("train", "valid")) -> list[str]:
     """The genres of ``splits`` in the shards."""
     return sorted({genre for split in splits for genre in split_counts(folder, split)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.shards", description="Dataset tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    pack = commands.add_parser("pack", help="write a GTZAN-layout folder's splits as tar shards")
+    pack.add_argument("--data", required=True, help="folder with <genre>/<genre>.NNNNN.<ext> clips")
+    pack.add_argument("--split-dir", help="folder with {train,valid,test}_filtered.txt (else a random split)")
+    pack.add_argument("--out", required=True, help="where the shards go: <split>-NNNNNN.tar")
+    pack.add_argument("--clips-per-shard", type=int, default=256)
+    pack.add_argument("--seed", type=int, default=0, help="of the random split")
+    args = parser.parse_args(argv)
+
+    splits, missing = split_clips(scan_dataset(args.data), args.split_dir, args.seed)
+    for name, clips in splits.items():
+        if clips:
+            written = write_shards(clips, args.out, name, args.clips_per_shard)
+            print(f"{name}: {len(clips)} clips in {len(written)} shard(s); listed but absent: {missing[name]}")
+    write_index(args.out, {name: genre_counts(clips) for name, clips in splits.items() if clips})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -73,9 +73,9 @@ def test_real_split_lists_match_the_shared_clips():
 def test_pack_writes_shards_that_stream_decode_in_workers_and_train(tiny_dataset, tmp_path):
     import tarfile
 
-    from train.data import main as data_main
-    from train.fit import parse_args, train
+    from train.cli import parse_args, run
     from train.shards import load_split, shard_files, split_genres
+    from train.shards import main as data_main
 
     shards = tmp_path / "shards"
     assert data_main(["pack", "--data", str(tiny_dataset), "--out", str(shards), "--clips-per-shard", "5"]) == 0
@@ -89,6 +89,6 @@ def test_pack_writes_shards_that_stream_decode_in_workers_and_train(tiny_dataset
     direct = scan_dataset(tiny_dataset)
     assert [c.id for c in clips] == sorted(c.id for c in split_clips(direct)[0]["train"])
     assert all(w.sample_rate == 16_000 and len(w.samples) == 48_000 for w in waves)
-    metrics = train(parse_args(["--model", "ffnn", "--data", str(shards), "--out", str(tmp_path / "m"), "--epochs",
-                                "1", "--batch-size", "4", "--device", "cpu"]))  # fmt: skip
+    args = "network --model ffnn --epochs 1 --batch-size 4 --device cpu".split()
+    metrics = run(parse_args([*args, "--data", str(shards), "--out", str(tmp_path / "m")]))
     assert metrics["clips"]["train"] == {"blues": 6, "classical": 6, "metal": 6}

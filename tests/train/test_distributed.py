@@ -19,11 +19,18 @@ from genre_model.distributed import processes, start, stop
 from tests.conftest import GENRES3, chirp, noise, tone
 from tests.test_registry import ToyMean
 from tests.train.test_fit import musicnn_args, needs_musicnn
-from train.fit import TrainConfig, fit_pretrained, parse_args
-from train.network import CHECKPOINT, fit_network
+from train.cli import parse_args
+from train.fit import CHECKPOINT
+from train.musicnn import schedule
+from train.network import NetworkConfig, fit_network
 
 pytestmark = pytest.mark.slow
 TORCHRUN = Path(sys.executable).parent / "torchrun"
+
+
+def torchrun_two() -> list[str]:
+    """torchrun starting two processes on this machine, on a free port."""
+    return [str(TORCHRUN), "--nproc_per_node", "2", "--master_port", str(free_port())]
 
 
 def _data(root: Path, sr: int = 22_050) -> tuple[tuple[list, list[int]], tuple[list, list[int]]]:
@@ -34,8 +41,9 @@ def _data(root: Path, sr: int = 22_050) -> tuple[tuple[list, list[int]], tuple[l
 
 def _as_rank(rank: int, world: int, port: int) -> None:
     """The environment torchrun gives each process (`genre_model.distributed.start` reads it)."""
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))  # fmt: skip
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
 
 
 def _fit(rank: int, world: int, port: int, root: Path, out: Path, batch: int, epochs: int, resume: bool = False):
@@ -45,8 +53,19 @@ def _fit(rank: int, world: int, port: int, root: Path, out: Path, batch: int, ep
     procs = start()
     torch.manual_seed(0)
     model = ToyMean(replace(ToyMean.default_config(), genres=GENRES3))
-    cfg = TrainConfig(model="toy-mean", data=str(root), out=str(out), epochs=epochs, batch_size=batch, lr=1e-2,
-                      weight_decay=0.0, crops_per_clip=2, mixup_alpha=0.2, patience=10, resume=resume)  # fmt: skip
+    cfg = NetworkConfig(
+        model="toy-mean",
+        data=str(root),
+        out=str(out),
+        epochs=epochs,
+        batch_size=batch,
+        lr=1e-2,
+        weight_decay=0.0,
+        crops_per_clip=2,
+        mixup_alpha=0.2,
+        patience=10,
+        resume=resume,
+    )
     fit_network(model, cfg, *_data(root), torch.device("cpu"), procs)
     torch.save(model.state_dict(), out / f"rank{rank}.pt")
     stop(procs)
@@ -111,15 +130,14 @@ def test_resume_continues_where_an_interrupted_run_stopped(tiny_dataset, tmp_pat
 @pytest.mark.parametrize("layout", ["folder", "shards"])
 def test_torchrun_trains_chunk_cnn_into_the_usual_folder(tiny_dataset, tmp_path, layout):
     from genre_model.inference import GenreClassifier
-    from train.data import main as data_main
+    from train.shards import main as data_main
 
     data, out = tiny_dataset, tmp_path / "ddp"
     if layout == "shards":  # the train split streams: 4 shards of the 18 train clips, 2 per process
         data = tmp_path / "shards"
         assert data_main(["pack", "--data", str(tiny_dataset), "--out", str(data), "--clips-per-shard", "5"]) == 0
-    command = [str(TORCHRUN), "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "train", "--model",
-               "chunk-cnn", "--data", str(data), "--epochs", "1", "--batch-size", "4", "--out", str(out),
-               "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    recipe = f"network --model chunk-cnn --epochs 1 --batch-size 4 --data {data} --out {out} --cache-dir {tmp_path}"
+    command = [*torchrun_two(), "-m", "train", *recipe.split()]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=600, env=env, cwd=Path(__file__).parents[2]
@@ -134,16 +152,24 @@ def test_torchrun_trains_chunk_cnn_into_the_usual_folder(tiny_dataset, tmp_path,
 
 
 def test_distributed_predict_writes_every_line_once_in_input_order(random_model_dir, tmp_path, write_audio):
-    files = [str(write_audio(f"clip{i}.wav", make)) for i, make in
-             enumerate([tone(300, 2.0), noise(3.0), chirp(2.5), tone(500, 1.5), noise(2.0, seed=2)])]  # fmt: skip
+    files = [
+        str(write_audio(f"clip{i}.wav", make))
+        for i, make in enumerate([tone(300, 2.0), noise(3.0), chirp(2.5), tone(500, 1.5), noise(2.0, seed=2)])
+    ]
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"not audio")
     args = ["-m", "genre_model", "predict", "--json", "--model", str(random_model_dir), files[0], str(junk), *files[1:]]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     root = Path(__file__).parents[2]
     alone = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300, env=env, cwd=root)
-    both = subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", "--master_port", str(free_port()), *args],
-                          capture_output=True, text=True, timeout=300, env=env, cwd=root)  # fmt: skip
+    both = subprocess.run(
+        [*torchrun_two(), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=root,
+    )
     assert alone.returncode == both.returncode == 1  # one file failed, in both
 
     def lines(stdout: str) -> list[dict]:
@@ -168,8 +194,7 @@ def test_torchrun_musicnn_probe_shares_the_features_and_fits_the_head_one_proces
     from genre_model.inference import GenreClassifier
 
     alone = _run([sys.executable, "-m", "train", *musicnn_args(tiny_dataset, tmp_path / "one")])
-    both = _run([str(TORCHRUN), "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "train",
-                 *musicnn_args(tiny_dataset, tmp_path / "two")])  # fmt: skip
+    both = _run([*torchrun_two(), "-m", "train", *musicnn_args(tiny_dataset, tmp_path / "two")])
     assert alone.returncode == 0 and both.returncode == 0, both.stderr[-3000:]
     assert both.stdout.count("saved ") == 1  # rank 0 alone reports and writes
     one, two = tmp_path / "one" / "musicnn", tmp_path / "two" / "musicnn"
@@ -180,23 +205,23 @@ def test_torchrun_musicnn_probe_shares_the_features_and_fits_the_head_one_proces
 
 
 def _fit_musicnn(rank: int, world: int, port: int, root: Path, out: Path) -> None:
-    """One rank: the probe, one epoch of back-end fine-tuning and one of classroom distillation (whole network)."""
+    """One rank: the probe and one epoch of distillation."""
     from genre_model.registry import build_model
 
     _as_rank(rank, world, port)
     torch.set_num_threads(1)
     procs = start()
-    cfg = parse_args([*musicnn_args(root, out), "--unfreeze", "backend", "--epochs", "1", "--classroom-epochs", "1"])
+    cfg = parse_args([*musicnn_args(root, out), "--distill-epochs", "1"])
     torch.manual_seed(0)
     model = build_model("musicnn-genre", genres=GENRES3)
-    history, _ = fit_pretrained(model, cfg, *_data(root, model.config.sample_rate), torch.device("cpu"), procs)
+    history, _ = schedule(model, cfg, *_data(root, model.config.sample_rate), torch.device("cpu"), procs)
     torch.save(model.state_dict(), out / f"rank{rank}.pt")
     (out / f"rank{rank}.json").write_text(json.dumps(history))
     stop(procs)
 
 
 @needs_musicnn
-def test_musicnn_fine_tuning_and_distillation_under_ddp_end_identical_on_both_ranks(tiny_dataset, tmp_path):
+def test_musicnn_distillation_under_ddp_ends_identical_on_both_ranks(tiny_dataset, tmp_path):
     mp.spawn(_fit_musicnn, args=(2, free_port(), tiny_dataset, tmp_path), nprocs=2)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys()
@@ -205,4 +230,4 @@ def test_musicnn_fine_tuning_and_distillation_under_ddp_end_identical_on_both_ra
     history = json.loads((tmp_path / "rank0.json").read_text())
     assert history == json.loads((tmp_path / "rank1.json").read_text())  # the same scores, the same kept epochs
     trained = [row for row in history if row.get("epoch") == 1 and "train_loss" in row]
-    assert len(trained) == 2 and all(np.isfinite(row["train_loss"]) for row in trained)  # fine-tuning, distillation
+    assert len(trained) == 1 and np.isfinite(trained[0]["train_loss"])

@@ -1,60 +1,72 @@
-"""Every ``python -m train`` flag works for the models it applies to, or is refused in one line (exit status 2)."""
+"""``python -m train``: one sub-command per recipe, each taking only the flags it reads."""
+
+import subprocess
+import sys
 
 import pytest
 
-from train.fit import parse_args
+from train.cli import parse_args
+from train.fit import command
 
 BASE = ["--data", "d", "--out", "o"]
 
 
 @pytest.mark.parametrize(
-    ("model", "flags", "message"),
+    ("flags", "message"),
     [
-        ("chunk-cnn", ["--unfreeze", "backend"], "--unfreeze applies to models on a pretrained backbone"),
-        ("seed-cnn", ["--classroom-epochs", "2"], "--classroom-epochs applies to models on a pretrained backbone"),
-        ("ffnn", ["--no-augment"], "--augment applies to models on a pretrained backbone"),
-        ("musicnn-genre", ["--epochs", "3"], "--epochs applies to musicnn-genre only with --unfreeze"),
-        ("musicnn-genre", ["--lr", "1e-4"], "--lr applies to musicnn-genre only with --unfreeze"),
-        ("musicnn-genre", ["--unfreeze", "midend", "--mixup-alpha", "0.2"], "--mixup-alpha does not apply"),
-        ("musicnn-genre", ["--crops-per-clip", "2"], "--crops-per-clip does not apply"),
-        ("musicnn-genre", ["--classroom-layers", "midend"], "--classroom-layers needs --classroom-epochs"),
-        ("musicnn-genre", ["--classroom-features", "1"], "--classroom-features needs --classroom-epochs"),
-        ("chunk-cnn", ["--classroom-features", "1"], "--classroom-features applies to models on a pretrained"),
-        ("musicnn-genre", ["--classroom-mixes", "0.5"], "--classroom-mixes needs --classroom-epochs"),
-        ("musicnn-genre", ["--classroom-epochs", "2", "--classroom-mixes", "50"], "--classroom-mixes is a share from"),
-        ("musicnn-genre", ["--same-kind", "-0.1"], "--same-kind is a share from 0 to 1, not -0.1"),
-        ("musicnn-genre", ["--refit-on-valid", "--unfreeze", "backend"], "--refit-on-valid refits the probe and"),
-        ("chunk-cnn", ["--copies", "2"], "--copies applies to models on a pretrained backbone"),
-        ("ffnn", ["--same-kind", "0.5"], "--same-kind applies to models on a pretrained backbone"),
+        (["network", "--model", "chunk-cnn", *BASE, "--distill-epochs", "2"], "unrecognized arguments: --distill"),
+        (["network", "--model", "ffnn", *BASE, "--room-copies", "2"], "unrecognized arguments: --room-copies"),
+        (["network", "--model", "musicnn-genre", *BASE], "--model musicnn-genre is not a network trained from"),
+        (["network", "--model", "nope", *BASE], "choose one of seed-cnn, ffnn, chunk-cnn"),
+        (["musicnn", *BASE, "--epochs", "3"], "unrecognized arguments: --epochs 3"),
+        (["musicnn", *BASE, "--mixup-alpha", "0.2"], "unrecognized arguments: --mixup-alpha"),
+        (["musicnn", *BASE, "--unfreeze", "backend"], "unrecognized arguments: --unfreeze"),
+        (["musicnn", "--out", "o"], "the following arguments are required: --data"),
+        ([*BASE], "invalid choice"),
     ],
 )
-def test_flags_that_do_not_apply_are_refused(model, flags, message, capsys):
+def test_flags_a_recipe_does_not_read_are_refused(flags, message, capsys):
     with pytest.raises(SystemExit) as exit_:
-        parse_args(["--model", model, *BASE, *flags])
+        parse_args(flags)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_flags_that_apply_reach_the_stage_that_reads_them():
+def test_a_share_outside_0_to_1_is_refused():
+    with pytest.raises(SystemExit, match="--same-kind is a share from 0 to 1, not 50"):
+        parse_args(["musicnn", *BASE, "--same-kind", "50"])
+
+
+def test_flags_reach_the_config_over_the_registered_and_the_recipe_defaults():
     given = ["--epochs", "3", "--lr", "0.01", "--weight-decay", "0.1", "--batch-size", "4", "--patience", "2"]
-    network = parse_args(["--model", "chunk-cnn", *BASE, *given, "--mixup-alpha", "0", "--crops-per-clip", "1"])
-    assert (network.epochs, network.lr, network.weight_decay, network.batch_size) == (3, 0.01, 0.1, 4)
-    assert (network.patience, network.mixup_alpha, network.crops_per_clip) == (2, 0.0, 1)
-    assert parse_args(["--model", "seed-cnn", *BASE]).batch_size == 16  # the registered default
-    probe = parse_args(["--model", "musicnn-genre", *BASE, "--unfreeze", "midend", *given, "--device", "cpu"])
-    assert probe.finetune == {"epochs": 3, "lr": 0.01, "batch_clips": 4, "patience": 2, "weight_decay": 0.1}
-    assert probe.epochs is None and probe.device == "cpu"  # the probe reads neither epochs nor crops
-    distilled = parse_args(["--model", "musicnn-genre", *BASE, "--classroom-epochs", "2", "--classroom-features", "3",
-                            "--classroom-mixes", "0.5"])  # fmt: skip
-    assert (distilled.classroom_epochs, distilled.classroom_features, distilled.classroom_mixes) == (2, 3.0, 0.5)
+    cfg = parse_args(["network", "--model", "chunk-cnn", *BASE, *given, "--mixup-alpha", "0", "--crops-per-clip", "1"])
+    assert (cfg.epochs, cfg.lr, cfg.weight_decay, cfg.batch_size) == (3, 0.01, 0.1, 4)
+    assert (cfg.patience, cfg.mixup_alpha, cfg.crops_per_clip, cfg.resume) == (2, 0.0, 1, False)
+    seed_cnn = parse_args(["network", "--model", "seed-cnn", *BASE])
+    assert (seed_cnn.batch_size, seed_cnn.weight_decay) == (16, 1e-2)  # registered, then the recipe's default
+    committed = parse_args(["musicnn", *BASE])  # the defaults are the committed model's recipe
+    assert (committed.room_copies, committed.same_kind, committed.distill_epochs, committed.refit_on_valid) == (
+        4,
+        0.4,
+        4,
+        True,
+    )
+    cfg = parse_args(["musicnn", *BASE, "--room-copies", "0", "--distill-epochs", "1", "--no-refit-on-valid"])
+    assert (cfg.room_copies, cfg.distill_epochs, cfg.refit_on_valid, cfg.device) == (0, 1, False, None)
 
 
-@pytest.mark.slow
-def test_fine_tuning_flags_change_the_fine_tuning(tiny_dataset, tmp_path):
-    from tests.train.test_fit import musicnn_args, needs_musicnn
-    from train.fit import train
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["network", "--model", "seed-cnn", *BASE, "--epochs", "3", "--resume", "--split-dir", "s"],
+        ["musicnn", *BASE, "--same-kind", "0.5", "--no-refit-on-valid", "--init", "weights/x"],
+    ],
+)
+def test_the_command_saved_with_a_model_makes_the_same_config(argv):
+    cfg = parse_args(argv)
+    words = command(argv[0], cfg).split()
+    assert words[:4] == ["python", "-m", "train", argv[0]] and parse_args(words[3:]) == cfg
 
-    if needs_musicnn.args[0]:
-        pytest.skip(needs_musicnn.kwargs["reason"])
-    args = musicnn_args(tiny_dataset, tmp_path, "--unfreeze", "backend", "--epochs", "2", "--patience", "5")
-    history = train(parse_args(args))["history"]
-    assert history[-1]["finetune"]["epochs"] == 2 and max(row.get("epoch", 0) for row in history) == 2
+
+def test_help_lists_the_recipes():
+    result = subprocess.run([sys.executable, "-m", "train", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "network" in result.stdout and "musicnn" in result.stdout

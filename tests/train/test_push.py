@@ -27,15 +27,22 @@ def trained_dir(random_model_dir, tmp_path):
     d = tmp_path / "trained"
     shutil.copytree(random_model_dir, d)
     confusion = [[1 if i == j else 0 for j in range(10)] for i in range(10)]
-    valid = {"n_clips": 3, "accuracy": 2 / 3, "accuracy_ci95": [0.2, 0.94], "balanced_accuracy": 0.5,
-             "balanced_accuracy_ci95": [0.1, 0.9], "confusion": confusion}  # fmt: skip
+    valid = {
+        "n_clips": 3,
+        "accuracy": 2 / 3,
+        "accuracy_ci95": [0.2, 0.94],
+        "balanced_accuracy": 0.5,
+        "balanced_accuracy_ci95": [0.1, 0.9],
+        "confusion": confusion,
+    }
     (d / "metrics.json").write_text(json.dumps({"valid": valid, "clips": {"valid": {"blues": 3}}, "best_epoch": 4}))
     return d
 
 
 def cli(module: str, *args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **env})  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300, env={**os.environ, **env}
+    )
 
 
 def test_dry_run_folder_and_card(trained_dir, tmp_path):
@@ -89,8 +96,13 @@ def test_push_to_a_branch(trained_dir, hub, tmp_path):
     ],
 )
 def test_push_errors_are_one_line(trained_dir, hub, tmp_path, token, endpoint, message):
-    env = {"HF_ENDPOINT": endpoint or hub.url, "HF_TOKEN": token, "HF_HOME": str(tmp_path / "hf"),
-           "HF_HUB_DISABLE_XET": "1", "HF_HUB_ETAG_TIMEOUT": "2"}  # fmt: skip
+    env = {
+        "HF_ENDPOINT": endpoint or hub.url,
+        "HF_TOKEN": token,
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_ETAG_TIMEOUT": "2",
+    }
     result = cli("train.push", "--model", str(trained_dir), "--repo-id", "t/m", env=env)
     assert result.returncode == 1
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr

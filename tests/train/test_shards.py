@@ -8,8 +8,8 @@ import pytest
 
 from genre_model.distributed import Processes
 from tests.conftest import GENRES3
-from train.data import main as data_main
 from train.shards import BalancedCrops, shard_files, split_counts
+from train.shards import main as data_main
 
 SR = 22_050
 CLIP = 3 * SR  # the tiny dataset's clips: a crop this long is the whole clip
@@ -34,8 +34,10 @@ def _digests(stream, n: int) -> list[str]:
     ids=["by-shard", "by-clip"],
 )
 def test_two_processes_share_a_pass_each_clip_once(tiny_dataset, tmp_path, per_shard, owned):
-    passes = [_digests(_stream(tiny_dataset, tmp_path, per_shard, Processes(r, 2), buffer=3), n) for r, n in
-              zip((0, 1), owned)]  # fmt: skip
+    passes = [
+        _digests(_stream(tiny_dataset, tmp_path, per_shard, Processes(r, 2), buffer=3), n)
+        for r, n in zip((0, 1), owned)
+    ]
     assert len(set(passes[0] + passes[1])) == 18  # balanced genres: one crop (the whole clip) per clip
     assert not set(passes[0]) & set(passes[1])
 

@@ -9,14 +9,14 @@ import soundfile as sf
 
 from genre_model.synth import four_on_the_floor, waltz
 from tests.conftest import SR
-from train.degrade import (
+from train.rooms import (
     EFFECTS,
     MICS,
     ROOMS_PER_BANK,
     SPEAKERS,
-    degrade,
     direct_to_reverberant_db,
     grid_condition,
+    play_in_room,
     random_condition,
     room_impulse_response,
 )
@@ -36,12 +36,12 @@ def residual_snr_db(clean: np.ndarray, degraded: np.ndarray) -> float:
 
 def test_deterministic_same_length_finite():
     x = waltz(4.0)
-    a, b = degrade(x, SR, seed=7), degrade(x, SR, seed=7)
+    a, b = play_in_room(x, SR, seed=7), play_in_room(x, SR, seed=7)
     assert a.shape == x.shape and a.dtype == np.float32 and np.isfinite(a).all() and np.abs(a).max() <= 1
     np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, degrade(x, SR, seed=8))
+    assert not np.array_equal(a, play_in_room(x, SR, seed=8))
     x64 = x.astype(np.float64)
-    degrade(x64, SR, seed=7)
+    play_in_room(x64, SR, seed=7)
     np.testing.assert_array_equal(x64, x.astype(np.float64))  # the caller's samples are left as they were
 
 
@@ -91,9 +91,9 @@ def test_simulated_rooms_have_the_asked_reverberation_and_distance():
 def test_a_phone_loses_the_bass_and_noise_sets_the_snr():
     x = four_on_the_floor(6.0)
     phone = grid_condition(0.4, 1.0, 20, "phone", seed=0)
-    assert band_energy_db(degrade(x, SR, 0, phone), 20, 200) < band_energy_db(x, 20, 200) - 10
+    assert band_energy_db(play_in_room(x, SR, 0, phone), 20, 200) < band_energy_db(x, 20, 200) - 10
     # same seed, same room and devices: what differs between a 40 dB and a 5 dB run is the noise
-    quiet, noisy = (degrade(x, SR, 0, replace(phone, snr_db=snr)) for snr in (40.0, 5.0))
+    quiet, noisy = (play_in_room(x, SR, 0, replace(phone, snr_db=snr)) for snr in (40.0, 5.0))
     assert 2 < residual_snr_db(quiet, noisy) < 9
 
 
@@ -101,31 +101,42 @@ def test_each_effect_can_be_left_out_and_the_others_stay_the_same():
     x = four_on_the_floor(6.0)
     phone = grid_condition(0.8, 3.0, 10, "phone", seed=0)
     bass = band_energy_db(x, 20, 200)
-    assert abs(band_energy_db(degrade(x, SR, 0, phone, effects=()), 20, 200) - bass) < 1  # level and gain only
-    assert band_energy_db(degrade(x, SR, 0, phone, effects=("speaker",)), 20, 200) < bass - 10
+    assert abs(band_energy_db(play_in_room(x, SR, 0, phone, effects=()), 20, 200) - bass) < 1  # level and gain only
+    assert band_energy_db(play_in_room(x, SR, 0, phone, effects=("speaker",)), 20, 200) < bass - 10
     # without the noise: the same speaker, room, microphone and gain as with noise 200 dB down
-    no_noise = degrade(x, SR, 0, phone, effects=("speaker", "room", "mic"))
-    np.testing.assert_allclose(no_noise, degrade(x, SR, 0, replace(phone, snr_db=200.0)), atol=1e-5)
-    assert 4 < residual_snr_db(no_noise, degrade(x, SR, 0, phone, effects=EFFECTS)) < 14
+    no_noise = play_in_room(x, SR, 0, phone, effects=("speaker", "room", "mic"))
+    np.testing.assert_allclose(no_noise, play_in_room(x, SR, 0, replace(phone, snr_db=200.0)), atol=1e-5)
+    assert 4 < residual_snr_db(no_noise, play_in_room(x, SR, 0, phone, effects=EFFECTS)) < 14
     with pytest.raises(ValueError, match="effects must be among"):
-        degrade(x, SR, 0, phone, effects=("speaker", "walls"))
+        play_in_room(x, SR, 0, phone, effects=("speaker", "walls"))
 
 
 @pytest.mark.slow
-def test_evaluate_classroom_and_grid_on_generated_audio(random_model_dir, tmp_path):
+def test_evaluate_in_simulated_rooms_and_grid_on_generated_audio(random_model_dir, tmp_path):
     for genre, make in (("classical", waltz), ("disco", four_on_the_floor)):
         (tmp_path / genre).mkdir()
         for i in range(2):
             sf.write(tmp_path / genre / f"{genre}.{i:05d}.wav", make(4.0, seed=i), SR)
     base = [sys.executable, "-m", "train.evaluate", "--model", str(random_model_dir), "--data", str(tmp_path), "--json"]
-    runs = [subprocess.run([*base, "--degrade", "--confusion-html", str(tmp_path / "c.html")], capture_output=True,
-                           text=True, timeout=300) for _ in range(2)]  # fmt: skip
+    runs = [
+        subprocess.run(
+            [*base, "--rooms", "--confusion-html", str(tmp_path / "c.html")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        for _ in range(2)
+    ]
     assert runs[0].returncode == 0, runs[0].stderr
     first, second = (json.loads(r.stdout) for r in runs)
-    assert first["degrade"] is True and first["n_clips"] == 4
-    assert first["confusion"] == second["confusion"]  # same classrooms every run
-    grid = subprocess.run([*base, "--cell", "0.8", "3", "10", "phone", "--cell", "0.4", "1", "20", "laptop"],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert first["rooms"] is True and first["n_clips"] == 4
+    assert first["confusion"] == second["confusion"]  # the same rooms every run
+    grid = subprocess.run(
+        [*base, "--cell", "0.8", "3", "10", "phone", "--cell", "0.4", "1", "20", "laptop"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert grid.returncode == 0, grid.stderr
     cells = json.loads(grid.stdout)["grid"]
     assert set(cells) == {"clean", "RT60 0.8 s, 3 m, 10 dB, phone", "RT60 0.4 s, 1 m, 20 dB, laptop"}
@@ -146,13 +157,13 @@ def test_evaluate_classroom_and_grid_on_generated_audio(random_model_dir, tmp_pa
     assert both.returncode != 0 and "no --grid" in both.stderr
 
 
-def test_live_stream_of_a_degraded_clip_agrees_with_offline(classifier):
-    """The Live tab's path (48 kHz int16 chunks -> rolling window) sees what offline analysis sees."""
+def test_live_stream_of_a_clip_through_a_room_agrees_with_offline(classifier):
+    """The Live tab's path (48 kHz int16 chunks -> live buffer) sees what offline analysis sees."""
     from genre_model.live import LiveListener
 
-    degraded = degrade(four_on_the_floor(9.0), SR, seed=3)
-    pcm48 = (np.clip(soxr_48k(degraded), -1, 1) * 32767).astype(np.int16)
-    listener = LiveListener(classifier.sample_rate, window_s=6.0)
+    heard = play_in_room(four_on_the_floor(9.0), SR, seed=3)
+    pcm48 = (np.clip(soxr_48k(heard), -1, 1) * 32767).astype(np.int16)
+    listener = LiveListener(classifier.sample_rate, buffer_s=6.0)
     for i in range(0, len(pcm48), 48_000):
         listener.push(48_000, pcm48[i : i + 48_000])
         if listener.heard_s >= 3.0:
@@ -160,8 +171,9 @@ def test_live_stream_of_a_degraded_clip_agrees_with_offline(classifier):
             end = int(listener.heard_s * 48_000)
             offline = classifier.predict((48_000, pcm48[max(0, end - 6 * 48_000) : end]))
             assert live.genre == offline.genre
-            np.testing.assert_allclose(list(live.probabilities.values()), list(offline.probabilities.values()),
-                                       atol=0.03)  # fmt: skip
+            np.testing.assert_allclose(
+                list(live.probabilities.values()), list(offline.probabilities.values()), atol=0.03
+            )
 
 
 def soxr_48k(x: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""A classroom simulator: what a phone or laptop hears when music plays from a speaker across a real room.
+"""The room simulator: what a phone or laptop hears when music plays from a speaker across a real (class)room.
 
 Chain: level -> loudspeaker (response, overdrive) -> room (a shoebox simulated by pyroomacoustics: image sources for
 the early reflections, ray tracing for the tail) -> background noise at an SNR (ambience, babble, ventilation, chairs)
@@ -31,7 +31,7 @@ from scipy.signal import fftconvolve, lfilter, sosfilt
 
 SPEAKERS = ("phone", "laptop", "bluetooth", "pa")
 MICS = ("phone", "laptop")
-EFFECTS = ("speaker", "room", "noise", "mic")  # the chain's parts that `degrade` can leave out, in its order
+EFFECTS = ("speaker", "room", "noise", "mic")  # the chain's parts that `play_in_room` can leave out, in its order
 ROOMS_PER_BANK = 256  # random conditions draw their room from a bank: each RIR is simulated once per process
 
 
@@ -111,8 +111,14 @@ def room_impulse_response(room: Room, sr: int) -> np.ndarray:
     # Sabine's absorption for the target RT60; very small, dead rooms ask for more than 1: cap it
     surface = 2 * (length * dims[1] + (length + dims[1]) * height)
     absorption = min(0.99, 0.161 * room.volume_m3 / (room.rt60_s * surface))
-    shoebox = pra.ShoeBox(dims, fs=sr, materials=pra.Material(absorption, float(rng.uniform(0.05, 0.3))), max_order=3,
-                          ray_tracing=True, air_absorption=True)  # fmt: skip
+    shoebox = pra.ShoeBox(
+        dims,
+        fs=sr,
+        materials=pra.Material(absorption, float(rng.uniform(0.05, 0.3))),
+        max_order=3,
+        ray_tracing=True,
+        air_absorption=True,
+    )
     shoebox.set_ray_tracing(receiver_radius=0.5, n_rays=4000, energy_thres=1e-7)
     source = np.array([rng.uniform(0.5, 1.5), dims[1] * rng.uniform(0.3, 0.7), rng.uniform(1.0, 2.0)])
     # the microphone at the given distance, towards the back of the room, at desk height
@@ -221,8 +227,15 @@ def _agc(x: np.ndarray, sr: int, target_rms: float = 0.1, max_gain_db: float = 3
     return x * np.repeat(smooth, hop)[: len(x)]
 
 
-def degrade(samples: np.ndarray, sample_rate: int, seed: int = 0, condition: Condition | None = None,
-            bank: int = 0, same_kind: float = 0.0, effects: tuple[str, ...] = EFFECTS) -> np.ndarray:  # fmt: skip
+def play_in_room(
+    samples: np.ndarray,
+    sample_rate: int,
+    seed: int = 0,
+    condition: Condition | None = None,
+    bank: int = 0,
+    same_kind: float = 0.0,
+    effects: tuple[str, ...] = EFFECTS,
+) -> np.ndarray:
     """``samples`` (mono float32) as heard in a classroom: ``condition``, or a random one drawn with ``seed`` (its
     room from room bank ``bank``: training uses 0, evaluation 1; ``same_kind``: see `random_condition`). Same length,
     deterministic for given arguments. ``effects``: the parts of the chain applied (`EFFECTS`; level, gain and
