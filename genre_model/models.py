@@ -169,7 +169,7 @@ Cite: J. Pons and X. Serra, "musicnn: pre-trained convolutional neural networks 
 ISMIR 2019 late-breaking/demo."""
 
 
-@register("musicnn-genre", "pretrained musicnn + genre head", recipe="probe", card=MUSICNN_CARD)
+@register("musicnn-genre", "pretrained musicnn + genre head", recipe="pretrained", card=MUSICNN_CARD)
 class MusicnnGenre(GenreNet):
     """Genre head on the pretrained musicnn backbone (Pons & Serra, ISMIR 2019 LBD; Million Song Dataset tags,
     converted by ``train.convert_musicnn``): 3 s model windows of 96-band log-compressed mel at 16 kHz -> the backbone's
@@ -178,6 +178,7 @@ class MusicnnGenre(GenreNet):
     """
 
     optional_buffers = CALIBRATION  # without the int8 calibration, the model runs in float
+    PRETRAINED = MUSICNN_DIR  # the converted backbone the pretrained recipe starts from
 
     @staticmethod
     def default_config() -> ModelConfig:
@@ -240,6 +241,6 @@ class MusicnnGenre(GenreNet):
         """The backbone's weights are musicnn's (ISC licence): its notice travels with every copy."""
         super()._save_pretrained(save_directory)
         for name in ("LICENSE-musicnn.md", "NOTICE.md"):
-            source = MUSICNN_DIR / name
+            source = self.PRETRAINED / name
             if source.exists():
                 shutil.copy(source, Path(save_directory) / name)

@@ -23,7 +23,7 @@ class Architecture:
     cls: type[nn.Module]  # its `genre_model.base.GenreNet` subclass
     display: str  # who it is, for people: "the paper's CNN" (the app's Compare titles)
     # How ``python -m train`` fits it: "network" (the whole network on random crops) with ``training`` as flag
-    # defaults, or "probe" (a head on a pretrained backbone).
+    # defaults, or "pretrained" (a head on a pretrained backbone, `python -m train pretrained`).
     recipe: str = "network"
     training: dict = field(default_factory=dict)
     # What it is, for its model card (static markdown); how a model was trained is the training's own summary.

@@ -1,5 +1,5 @@
-"""``python -m train {network,musicnn} --data DIR --out weights/NAME [...]``: one sub-command per recipe, each with
-only the flags it reads (``python -m train RECIPE --help``)."""
+"""``python -m train {network,pretrained} --data DIR --out weights/NAME [...]``: one sub-command per recipe, each
+with only the flags it reads (``python -m train RECIPE --help``)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,19 @@ import argparse
 
 from genre_model.registry import architecture, architectures
 
-from . import musicnn, network
+from . import network, pretrained
 from .fit import add_flags
 
 RECIPES = {
     "network": (network, network.NetworkConfig, "a network from scratch on random crops (seed-cnn, ffnn, chunk-cnn)"),
-    "musicnn": (
-        musicnn,
-        musicnn.MusicnnConfig,
-        "a genre head on the pretrained musicnn backbone, with room copies and distillation (musicnn-genre; the "
-        "defaults are the committed model's)",
+    "pretrained": (
+        pretrained,
+        pretrained.PretrainedConfig,
+        "a genre head on a pretrained backbone (musicnn-genre), with room copies and distillation; the defaults are "
+        "the committed model's",
     ),
 }
-Config = network.NetworkConfig | musicnn.MusicnnConfig
+Config = network.NetworkConfig | pretrained.PretrainedConfig
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -30,16 +30,17 @@ def parse_args(argv: list[str] | None = None) -> Config:
     for name, (_, config, about) in RECIPES.items():
         add_flags(recipes.add_parser(name, help=about, description=about), config)
     given = vars(parser.parse_args(argv))
-    _, config, _ = RECIPES[given.pop("recipe")]
-    if config is network.NetworkConfig:
-        model = given.get("model", network.NetworkConfig.model)
-        if model not in architectures() or architecture(model).recipe != "network":
-            names = [name for name, entry in architectures().items() if entry.recipe == "network"]
-            parser.error(f"--model {model} is not a network trained from scratch: choose one of {', '.join(names)}")
+    recipe = given.pop("recipe")
+    module, config, _ = RECIPES[recipe]
+    model = given.get("model", config.model)
+    if model not in architectures() or architecture(model).recipe != recipe:
+        names = [name for name, entry in architectures().items() if entry.recipe == recipe]
+        parser.error(f"--model {model} is not trained by the {recipe} recipe: choose one of {', '.join(names)}")
+    if module is network:
         given = {**architecture(model).training, **given}
     return config(**given)
 
 
 def run(cfg: Config) -> dict:
     """Train by ``cfg``'s recipe; returns the metrics."""
-    return (network if isinstance(cfg, network.NetworkConfig) else musicnn).train(cfg)
+    return (network if isinstance(cfg, network.NetworkConfig) else pretrained).train(cfg)

@@ -126,7 +126,7 @@ def distill(
 ) -> tuple[list, dict]:
     """Distil ``model`` (its head fitted by the probe) into a room-robust version of itself, in place. ``train``
     holds clean clips only. Returns per-epoch history and the scores of the kept epoch. Without ``valid`` (the refit
-    on train + valid, `train.musicnn`) every epoch runs, the last is kept and only train is scored."""
+    on train + valid, `train.pretrained`) every epoch runs, the last is kept and only train is scored."""
     waves, y = train[0], np.asarray(train[1])
     win = model.config.window_samples
     rng = np.random.default_rng(seed + procs.rank)

@@ -21,12 +21,11 @@ from tqdm import tqdm
 from genre_model.audio import Waveform
 from genre_model.distributed import Processes
 from genre_model.inference import GenreClassifier
-from genre_model.models import MUSICNN_DIR, MusicnnGenre
+from genre_model.models import MusicnnGenre
 
 from .metrics import balanced_accuracy, summarize
 from .rooms import play_in_room
 
-BACKBONE = MUSICNN_DIR / "model.safetensors"
 WEIGHT_DECAYS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 CPU = torch.device("cpu")
 ONE = Processes()  # a world of one: the default everywhere below
@@ -39,9 +38,13 @@ def say(procs: Processes, text: str) -> None:
 
 
 def load_backbone(model: MusicnnGenre) -> None:
-    if not BACKBONE.exists():
-        raise SystemExit(f"error: no musicnn backbone at {BACKBONE}: run `python -m train.convert_musicnn` first.")
-    model.backbone.load_pretrained(load_file(BACKBONE))
+    """The pretrained weights into ``model.backbone``, from its architecture's folder (``PRETRAINED``)."""
+    weights = model.PRETRAINED / "model.safetensors"
+    if not weights.exists():
+        raise SystemExit(
+            f"error: no pretrained backbone at {weights}: convert it first (python -m train.convert_musicnn)."
+        )
+    model.backbone.load_pretrained(load_file(weights))
 
 
 def penultimate(model: MusicnnGenre, windows: torch.Tensor) -> np.ndarray:

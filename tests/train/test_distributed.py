@@ -21,8 +21,8 @@ from tests.test_registry import ToyMean
 from tests.train.test_fit import musicnn_args, needs_musicnn
 from train.cli import parse_args
 from train.fit import CHECKPOINT
-from train.musicnn import schedule
 from train.network import NetworkConfig, fit_network
+from train.pretrained import schedule
 
 pytestmark = pytest.mark.slow
 TORCHRUN = Path(sys.executable).parent / "torchrun"

@@ -72,11 +72,11 @@ needs_musicnn = pytest.mark.skipif(
 
 
 def musicnn_args(tiny_dataset, tmp_path, *stage: str) -> list[str]:
-    """``python -m train musicnn`` arguments on the tiny dataset, into tmp_path/musicnn: one room copy, no
+    """``python -m train pretrained`` arguments on the tiny dataset, into tmp_path/musicnn: one room copy, no
     distillation, no refit (quick), then ``stage``."""
     where = f"--data {tiny_dataset} --out {tmp_path / 'musicnn'} --cache-dir {tmp_path / 'cache' / 'waveforms'}"
     quick = "--room-copies 1 --distill-epochs 0 --no-refit-on-valid --device cpu"
-    return ["musicnn", *where.split(), *quick.split(), *stage]
+    return ["pretrained", *where.split(), *quick.split(), *stage]
 
 
 @needs_musicnn

@@ -1,4 +1,4 @@
-"""``python -m train musicnn ...``: the genre head on the pretrained musicnn backbone, made to hold in rooms.
+"""``python -m train pretrained ...``: a genre head on a pretrained backbone (musicnn's), made to hold in rooms.
 
 The schedule: room copies of every training clip (`train.probe.room_copies`: each clip played through the room
 simulator), the linear probe on the frozen backbone over clean clips and copies (`train.probe`), then distillation
@@ -24,13 +24,15 @@ from .distill import DistillConfig, distill
 from .fit import Labelled, RunConfig, flag, prepare, save
 from .probe import WEIGHT_DECAYS, fit_head, load_backbone, room_copies, say
 
-ARCH = "musicnn-genre"
-
 
 @dataclass
-class MusicnnConfig(RunConfig):
+class PretrainedConfig(RunConfig):
     """The pretrained recipe; its defaults are the committed model's."""
 
+    model: str = field(
+        default="musicnn-genre",
+        metadata=flag('the architecture: musicnn-genre, or any registered with recipe "pretrained"'),
+    )
     room_copies: int = field(default=4, metadata=flag("room copies of each training clip for the probe (0 = none)"))
     same_kind: float = field(
         default=0.4,
@@ -56,7 +58,7 @@ class MusicnnConfig(RunConfig):
 
 
 def schedule(
-    model: MusicnnGenre, cfg: MusicnnConfig, train: Labelled, valid: Labelled, device: torch.device, procs: Processes
+    model: MusicnnGenre, cfg: PretrainedConfig, train: Labelled, valid: Labelled, device: torch.device, procs: Processes
 ) -> tuple[list, dict]:
     """The whole schedule, refit included (see the module's docstring); returns the history and the scores."""
     if not cfg.init:
@@ -86,7 +88,7 @@ def schedule(
 
 def _once(
     model: MusicnnGenre,
-    cfg: MusicnnConfig,
+    cfg: PretrainedConfig,
     train: Labelled,
     valid: Labelled | None,
     device: torch.device,
@@ -110,22 +112,22 @@ def _once(
     return history, scores
 
 
-def train(cfg: MusicnnConfig) -> dict:
+def train(cfg: PretrainedConfig) -> dict:
     """Train, evaluate, save into ``cfg.out`` (rank 0 under torchrun); returns the metrics (other ranks: history)."""
     with processes() as procs:
-        model, device, data = prepare(cfg, ARCH, procs)
+        model, device, data = prepare(cfg, cfg.model, procs)
         started = time.perf_counter()
         history, scores = schedule(model, cfg, data.train, data.valid, device, procs)
         best_epoch = next((row["best_epoch"] for row in reversed(history) if "best_epoch" in row), 0)
         run = {"world_size": procs.world_size, "device": str(device), "best_epoch": best_epoch, "history": history}
         if not procs.is_main:
             return run
-        return save(model, "musicnn", cfg, data, run, scores, started, summary(cfg, history))
+        return save(model, "pretrained", cfg, data, run, scores, started, summary(cfg, history))
 
 
-def summary(cfg: MusicnnConfig, history: list[dict]) -> str:
+def summary(cfg: PretrainedConfig, history: list[dict]) -> str:
     """How the model was made, in words, for its card."""
-    start = f"the trained model in `{cfg.init}`" if cfg.init else "the pretrained musicnn backbone (MSD)"
+    start = f"the trained model in `{cfg.init}`" if cfg.init else "the pretrained backbone"
     text = f"A linear genre head fitted on the frozen features of {start}"
     if cfg.room_copies:
         text += (
