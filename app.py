@@ -10,21 +10,19 @@ its own (microphone or this computer's sound, see static/capture.js).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 from gradio import FileData
 
-from genre_model.audio import AUDIO_SUFFIXES, AudioError, Waveform
+from app_models import AppModels, ClipProblem, classify_clip, load_clip, load_models
+from genre_model.audio import AUDIO_SUFFIXES
 from genre_model.explain import OTHERS, explain, verdict
 from genre_model.inference import GenreClassifier, Prediction
-from genre_model.loading import ModelNotFoundError, resolve_model_name
+from genre_model.loading import ModelNotFoundError
 from genre_model.plots import explanation_figure, prediction_figures, probability_figure
-from genre_model.registry import architecture, architectures
 from live_view import build_live_tab
 
 log = logging.getLogger("genre-app")
@@ -39,58 +37,6 @@ CSS = (
     " #live-headline, #live-label {font-size: 1.6rem;} #clip-message {color: var(--error-text-color);}"
 )
 CAPTURE_JS = (ROOT / "static" / "capture.js").read_text()
-
-
-class ClipProblem(Exception):
-    """Something the person using the app should read (never a stack trace)."""
-
-
-@dataclass
-class AppModels:
-    main: GenreClassifier
-    compare: dict[str, GenreClassifier]  # panel title -> classifier, the main model first
-
-
-def valid_balanced_accuracy(model: str | None) -> float | None:
-    """The model's measured valid balanced accuracy, from the ``metrics.json`` beside its weights, if any."""
-    metrics = Path(resolve_model_name(model)) / "metrics.json"
-    return json.loads(metrics.read_text())["valid"]["balanced_accuracy"] if metrics.is_file() else None
-
-
-def load_models(model: str | None, device: str | None) -> AppModels:
-    """The app's model, and for Compare every registered architecture whose weights are committed."""
-    main = GenreClassifier.from_pretrained(model, device)
-    compare = {}
-    others = [name for name in architectures() if Path(resolve_model_name(name)).name != main.name]
-    for name, role in ((model, "this app's model"), *((n, None) for n in others)):
-        try:
-            classifier = main if role else GenreClassifier.from_pretrained(name, device)
-        except ModelNotFoundError:
-            log.warning("comparison model %s is not available; the Compare view will skip it", name)
-            continue
-        score = valid_balanced_accuracy(name)
-        right = f" · right on {score:.0%} of valid clips (balanced)" if score is not None else ""
-        role = role or architecture(classifier.model.config.arch).display
-        compare[f"{classifier.name} ({role}){right}"] = classifier
-    return AppModels(main, compare)
-
-
-def _load(classifier: GenreClassifier, audio) -> Waveform:
-    if audio is None:
-        raise ClipProblem("No clip yet: upload a file, record one or pick an example.")
-    try:
-        return classifier.load(audio)
-    except AudioError as err:  # the user's input, not our bug: one log line, no traceback
-        log.info("rejected input: %s", err)
-        raise ClipProblem(err.message) from None
-
-
-def _classify(classifier: GenreClassifier, wave: Waveform, with_features: bool = False) -> Prediction:
-    try:
-        return classifier.predict(wave, with_features=with_features)
-    except Exception:  # noqa: BLE001 - keep serving; the log gets the details, the user a plain message
-        log.exception("prediction failed")
-        raise ClipProblem("Something went wrong while analyzing this clip. Try another file.") from None
 
 
 def shown(handler, n_outputs: int):
@@ -109,14 +55,15 @@ def shown(handler, n_outputs: int):
 def headline(p: Prediction, classifier: GenreClassifier) -> str:
     title, reason, _ = verdict(p.probabilities, classifier.model.config.entropy_threshold)
     cut = f" (the first {p.analyzed_s:.0f} s of {p.duration_s:.0f} s)" if p.analyzed_s < p.duration_s - 1e-3 else ""
-    return f"## {title}\n{reason}\n\n{p.analyzed_s:.1f} s analyzed{cut} by `{p.model_name}`."
+    route = f": {p.route}" if p.route else ""
+    return f"## {title}\n{reason}\n\n{p.analyzed_s:.1f} s analyzed{cut} by `{p.model_name}`{route}."
 
 
 def analyze(models: AppModels, audio) -> tuple:
     """Analyze view: headline, top-3 label, probability bars, waveform, log-mel, genre timeline, pretrained tags."""
     classifier = models.main
-    wave = _load(classifier, audio)
-    prediction = _classify(classifier, wave, with_features=True)
+    wave = load_clip(classifier, audio)
+    prediction = classify_clip(models.answering, wave, with_features=True)
     figures = prediction_figures(prediction, wave.samples, wave.sample_rate, classifier.model.to_logmel)
     return (
         headline(prediction, classifier),
@@ -131,10 +78,10 @@ def analyze(models: AppModels, audio) -> tuple:
 
 def explain_clip(models: AppModels, audio, genre: str, versus: str) -> tuple:
     """Explain view: evidence for the predicted (or chosen) genre against the runner-up (or the chosen one) over the
-    spectrogram, the strongest windows marked and listed."""
-    classifier = models.main
-    wave = _load(classifier, audio)
+    spectrogram, the strongest windows marked and listed (of the model Analyze chose for the clip)."""
+    wave = load_clip(models.main, audio)
     try:
+        classifier = models.router.choose(wave)[0] if models.router else models.main
         e = explain(classifier, wave, None if genre == PREDICTED else genre, None if versus == RUNNER_UP else versus)
     except Exception:  # noqa: BLE001 - as _classify: keep serving
         log.exception("explanation failed")
@@ -156,16 +103,16 @@ def compare(models: AppModels, audio) -> list:
     """Compare view: the same clip through every model, side by side, genres in the same order everywhere."""
     outputs = []
     for classifier in models.compare.values():  # models may differ in sample rate: each decodes for itself
-        p = _classify(classifier, _load(classifier, audio))
+        p = classify_clip(classifier, load_clip(classifier, audio))
         outputs += [dict(p.top(3)), probability_figure(p.probabilities)]
     return outputs
 
 
-def summary(models: AppModels, audio) -> dict:
+def summary(models: AppModels, audio, source: str = "auto") -> dict:
     """The API's answer for one clip: the genre, all ten probabilities, whether the model is sure (and why), the
-    pretrained tagger's tags when the model has them, timings."""
+    pretrained tagger's tags when the model has them, timings, and which model answered and why."""
     classifier = models.main
-    prediction = _classify(classifier, _load(classifier, audio))
+    prediction = classify_clip(models.answering, load_clip(classifier, audio), source=source)
     title, reason, sure = verdict(prediction.probabilities, classifier.model.config.entropy_threshold)
     return {**prediction.to_dict(), "headline": title, "reason": reason, "sure": sure}
 
@@ -234,7 +181,7 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
                 for title in models.compare:
                     with gr.Column(min_width=240):  # four side by side on a laptop screen
                         compare_outputs += [gr.Label(num_top_classes=3, label=title), gr.Plot(show_label=False)]
-        build_live_tab(models.main)
+        build_live_tab(models.main, models.router.room if models.router else None)
 
         analyze_outputs = [verdict_text, label, bars, waveform, spectrogram, timeline, tags]
         explain_outputs = [explain_note, explain_plot, explain_table, explain_play]
@@ -261,10 +208,12 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
         explain_button.click(explain_view, explain_inputs, [message, *explain_outputs], api_name="explain")
         compare_button.click(compare_view, clip, [message, *compare_outputs], api_name="compare")
 
-        def classify(audio: FileData) -> dict:
-            """Classify an audio file: genre, all ten genre probabilities (plain JSON), headline, reason, sure."""
+        def classify(audio: FileData, source: str = "auto") -> dict:
+            """Classify an audio file: genre, all ten genre probabilities (plain JSON), headline, reason, sure, and
+            the model that answered (route). source: auto (a detector of room recordings decides), file (the clean
+            model) or microphone (the room model)."""
             try:
-                return summary(models, audio["path"] if isinstance(audio, dict) else audio.path)
+                return summary(models, audio["path"] if isinstance(audio, dict) else audio.path, source)
             except ClipProblem as problem:
                 raise gr.Error(str(problem), print_exception=False) from None
 

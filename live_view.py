@@ -14,6 +14,7 @@ from genre_model.plots import probability_figure, timeline_figure
 LIVE_BUFFER_S = 6.0  # the live buffer: audio each live prediction reads
 LIVE_CONTEXT_S = 12.0  # the answer shown averages the predictions of this long
 LIVE_UPDATE_S = 0.9  # new audio between two live predictions
+MICROPHONE = "the microphone"  # the source label the Microphone button sets (the room model answers it)
 IDLE = "Press **Microphone** or **This computer's sound** to start."
 PAUSED = "**Paused.** Press a button above to listen again."
 LOOPBACK_HOWTO = """**No "This computer's sound" in your browser?** Route the computer's output to an input and
@@ -27,7 +28,7 @@ def level_meter(level_db: float) -> str:
     return "▮" * steps + "▯" * (10 - steps)
 
 
-def live_step(classifier: GenreClassifier, listener: LiveListener | None, chunk, source: str = "the microphone"):
+def live_step(classifier: GenreClassifier, listener: LiveListener | None, chunk, source: str = MICROPHONE):
     """Live view: add a chunk to the live buffer; about once a second, show the steady reading of the last
     `LIVE_CONTEXT_S` seconds. Outputs: state, status, headline, label, bars, timeline."""
     if chunk is None:
@@ -47,8 +48,8 @@ def live_step(classifier: GenreClassifier, listener: LiveListener | None, chunk,
     except AudioError:  # silence: say so, keep listening
         return listener, f"Listening to {source}: nothing to hear yet (silence).", "## …", None, gr.skip(), gr.skip()
     status = (
-        f"Listening to **{source}** · level {level_meter(reading.level_db)} · the answer covers the last "
-        f"{reading.context_s:.0f} s"
+        f"Listening to **{source}** with `{classifier.name}` · level {level_meter(reading.level_db)} · the answer "
+        f"covers the last {reading.context_s:.0f} s"
     )
     timeline = timeline_figure(listener.history, classifier.genres, title="")
     top3 = dict(sorted(reading.probabilities.items(), key=lambda kv: -kv[1])[:3])
@@ -62,7 +63,9 @@ def live_step(classifier: GenreClassifier, listener: LiveListener | None, chunk,
     )
 
 
-def build_live_tab(classifier: GenreClassifier) -> None:
+def build_live_tab(classifier: GenreClassifier, room: GenreClassifier | None = None) -> None:
+    """The Live tab: ``classifier`` answers for this computer's sound, ``room`` (the room model, if given) for the
+    microphone."""
     with gr.Tab("Live"):
         gr.Markdown(
             "Classify music as it plays, updated every second. **This computer's sound**: what this computer "
@@ -75,7 +78,7 @@ def build_live_tab(classifier: GenreClassifier) -> None:
             computer_button = gr.Button("This computer's sound", variant="primary")
             reset = gr.Button("Reset")
         gr.HTML('<span class="capture-note"></span>', elem_id="capture-note")  # static/capture.js writes here
-        source = gr.Textbox("the microphone", visible=False)
+        source = gr.Textbox(MICROPHONE, visible=False)
         listener = gr.State(None)
         mic = gr.Audio(sources=["microphone"], streaming=True, label="Listening", elem_id="live-audio")
         live_status = gr.Markdown(IDLE)
@@ -91,13 +94,13 @@ def build_live_tab(classifier: GenreClassifier) -> None:
             gr.Markdown(LOOPBACK_HOWTO)
         live_outputs = [listener, live_status, live_headline, live_label, live_bars, live_timeline]
         for button, kind, label in (
-            (mic_button, "microphone", "the microphone"),
+            (mic_button, "microphone", MICROPHONE),
             (computer_button, "computer", "this computer"),
         ):
             # static/capture.js picks the source and presses record, inside the user's click
             button.click(None, None, source, js=f"() => (window.genreCapture.start('{kind}'), '{label}')")
         mic.stream(
-            lambda state, chunk, src: live_step(classifier, state, chunk, src),
+            lambda state, chunk, src: live_step(room if room and src == MICROPHONE else classifier, state, chunk, src),
             [listener, mic, source],
             live_outputs,
             stream_every=1.0,

@@ -1,4 +1,6 @@
-"""Command line: ``genre-model predict [--model M] [--device D] [--json] FILE...`` (or ``python -m genre_model``).
+"""Command line: ``genre-model predict [--source auto|file|microphone | --model M] [--device D] [--json] FILE...`` (or
+``python -m genre_model``). Without ``--model``, the source picks the committed clean or room model
+(`genre_model.routing`), and each result says which answered and why.
 
 Every file is processed even when some fail. Exit status: 0 all succeeded, 1 some failed (or a folder held no audio
 file), 2 usage error.
@@ -9,11 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from .audio import AUDIO_SUFFIXES, AudioError
 from .distributed import Processes, processes
 from .inference import GenreClassifier, Prediction
+from .routing import SOURCES, Router
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,11 +27,17 @@ def main(argv: list[str] | None = None) -> int:
     predict = commands.add_parser("predict", help="classify audio files")
     predict.add_argument("files", nargs="+", metavar="FILE", help="audio files, or folders of them (searched in depth)")
     predict.add_argument(
-        "--model", default=None, help="model folder, Hub repo id or architecture (default: weights/musicnn-genre)"
+        "--source",
+        choices=SOURCES,
+        help="where the sound comes from: file (the clean model), microphone (the room model), auto (a detector "
+        "of room recordings decides; the default)",
     )
+    predict.add_argument("--model", default=None, help="one model for every file: folder, Hub repo id or architecture")
     predict.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available; torchrun: each GPU)")
     predict.add_argument("--json", action="store_true", help="one JSON object per file per line")
     args = parser.parse_args(argv)
+    if args.model and args.source:
+        parser.error("--source picks between the committed clean and room models; with --model, that model answers")
     with processes() as procs:  # under torchrun: the files are split by rank, rank 0 writes every line in input order
         return _predict(args, procs)
 
@@ -54,13 +65,17 @@ def _predict(args: argparse.Namespace, procs: Processes) -> int:
         print(f"error: no audio file in '{folder}' (looked for {kinds})", file=sys.stderr)
     if not files:
         return 1
+    device = procs.device(args.device) or args.device
     try:
-        classifier = GenreClassifier.from_pretrained(args.model, device=procs.device(args.device) or args.device)
+        if args.model:
+            classify: Callable[[str], Prediction] = GenreClassifier.from_pretrained(args.model, device=device).predict
+        else:
+            classify = partial(Router.from_pretrained(device=device).predict, source=args.source or "auto")
     except Exception as err:  # noqa: BLE001 - missing folder, unknown repo, no network: one line, no traceback
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"error: cannot load model: {reason}", file=sys.stderr)
         return 2
-    lines = [_line(classifier, path, args.json, not procs.distributed) for path in procs.shard(files)]
+    lines = [_line(classify, path, args.json, not procs.distributed) for path in procs.shard(files)]
     if procs.distributed:  # every line at the end, in order; one process prints as it goes
         lines = procs.gather(lines)
         if procs.is_main:
@@ -70,10 +85,10 @@ def _predict(args: argparse.Namespace, procs: Processes) -> int:
     return 1 if failed else 0
 
 
-def _line(classifier: GenreClassifier, path: str, as_json: bool, alone: bool) -> tuple[dict | str, bool]:
+def _line(classify: Callable[[str], Prediction], path: str, as_json: bool, alone: bool) -> tuple[dict | str, bool]:
     """The output line for one file and whether it was classified; printed at once when running ``alone``."""
     try:
-        prediction = classifier.predict(path)
+        prediction = classify(path)
         line, ok = (_as_json(path, prediction) if as_json else _as_row(path, prediction)), True
     except Exception as err:  # noqa: BLE001 - one bad file must not stop the others or print a traceback
         message = str(err) if isinstance(err, AudioError) else f"could not classify this file ({type(err).__name__})"
@@ -85,14 +100,16 @@ def _line(classifier: GenreClassifier, path: str, as_json: bool, alone: bool) ->
 
 def _as_json(path: str, p: Prediction) -> dict:
     summary = p.to_dict()
-    keys = ("genre", "probabilities", "segments", "duration_s", "elapsed_ms") + (("tags",) if p.tags else ())
+    keys = ("genre", "probabilities", "segments", "duration_s", "elapsed_ms", "model_name")
+    keys += ("tags",) * bool(p.tags) + ("route",) * bool(p.route)
     return {"file": path, **{k: summary[k] for k in keys}}
 
 
 def _as_row(path: str, p: Prediction) -> str:
     top = "  ".join(f"{genre} {prob:5.1%}" for genre, prob in p.top(3))
     cut = f" (first {p.analyzed_s:.0f} s analyzed)" if p.analyzed_s < p.duration_s - 1e-3 else ""
-    return f"{path}: {p.genre:<9}  [{top}]  {p.duration_s:.1f} s{cut}, {p.elapsed_ms:.0f} ms"
+    route = f"; {p.route}" if p.route else ""
+    return f"{path}: {p.genre:<9}  [{top}]  {p.duration_s:.1f} s{cut}, {p.elapsed_ms:.0f} ms{route}"
 
 
 def _emit(item: dict | str, stream) -> None:

@@ -43,6 +43,7 @@ class Prediction:
     device: str
     elapsed_ms: float
     tags: dict[str, float] | None = None  # a pretrained backbone's own tags (independent probabilities), if any
+    route: str | None = None  # which of two models answered and why (`genre_model.routing`), if routed
     logmel: np.ndarray | None = field(default=None, repr=False)  # (n_mels, frames) as the network saw it
     frame_times_s: np.ndarray | None = field(default=None, repr=False)  # start time of each logmel column
 

@@ -71,7 +71,7 @@ def classifier(random_model_dir):
 
 
 @contextlib.contextmanager
-def served(model: str | Path) -> Iterator[str]:
+def served(model: str | Path | None) -> Iterator[str]:
     """The app on ``model``, its URL; afterwards, no traceback from our code in its output (Gradio logs a client
     closing a stream, ClientDisconnect, with a traceback of its own)."""
     with running_app(model) as app:

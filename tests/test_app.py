@@ -117,7 +117,7 @@ def test_server_classify_endpoint_and_recovery(server, write_audio, tmp_path):
 
     client = Client(server, verbose=False)
     params = client.view_api(return_format="dict")["named_endpoints"]["/classify"]["parameters"]
-    assert [p["parameter_name"] for p in params] == ["audio"]
+    assert [p["parameter_name"] for p in params] == ["audio", "source"]
     endpoints = client.view_api(return_format="dict")["named_endpoints"]
     assert [p["parameter_name"] for p in endpoints["/explain"]["parameters"]] == ["audio", "genre", "versus"]
     assert [p["parameter_name"] for p in endpoints["/compare"]["parameters"]] == ["audio"]
@@ -142,3 +142,23 @@ def test_oversized_upload_is_refused(server, tmp_path):
         f.truncate(51 * 1024 * 1024)  # over max_file_size (50 MB), sparse on disk
     with pytest.raises(Exception, match="(?i)file size|too large|exceed"):
         Client(server, verbose=False).predict(audio=handle_file(str(big)), api_name="/classify")
+
+
+def test_the_default_app_routes_classify_by_the_source_it_is_given(write_audio):
+    from gradio_client import Client, handle_file
+
+    from tests.conftest import served
+    from tests.test_cli import needs_the_committed_pair
+
+    needs_the_committed_pair()
+    path = handle_file(str(write_audio("clip.wav", noise(4.0))))
+    with served(None) as url:
+        client = Client(url, verbose=False)
+        room = client.predict(audio=path, source="microphone", api_name="/classify")
+        clean = client.predict(audio=path, source="file", api_name="/classify")
+        auto = client.predict(audio=path, api_name="/classify")
+        with pytest.raises(Exception, match="source must be one of"):
+            client.predict(audio=path, source="radio", api_name="/classify")
+    assert (room["model_name"], clean["model_name"]) == ("musicnn-room", "musicnn-genre")
+    assert room["route"].startswith("the room model") and clean["route"].startswith("the clean model")
+    assert "sure" in auto["route"]  # the detector decided

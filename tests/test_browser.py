@@ -8,8 +8,8 @@ import pytest
 
 import app
 from genre_model.config import GTZAN_GENRES as GENRES
-from genre_model.loading import DEFAULT_MODEL, WEIGHTS_DIR
 from tests.conftest import chirp, served
+from tests.test_cli import needs_the_committed_pair
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -176,24 +176,25 @@ SILENCE = """kind => {
 }"""
 BUTTON = {"computer": "This computer's sound", "microphone": "Microphone"}
 LISTENING = {"computer": "Listening to this computer", "microphone": "Listening to the microphone"}
+ANSWERING = {"computer": "musicnn-genre", "microphone": "musicnn-room"}  # the clean model, the room model
 
 
 @pytest.mark.parametrize("played", ["computer", "microphone"])
 def test_browser_live_tab_records_the_chosen_source(tmp_path, played):
     """One source plays the metal example and the other is silent: the played source's button gets metal on the
-    Live label, Stop pauses and ends the share, and the silent source's button then hears silence. (Before the fix,
-    "This computer's sound" recorded the microphone while the page said "this computer".)"""
+    Live label from its model (the room model for the microphone), Stop pauses and ends the share, and the silent
+    source's button then hears silence. (Before the fix, "This computer's sound" recorded the microphone while the
+    page said "this computer".)"""
     import soundfile as sf
     from playwright.sync_api import sync_playwright
 
-    if not (WEIGHTS_DIR / DEFAULT_MODEL / "model.safetensors").exists():
-        pytest.skip(f"weights/{DEFAULT_MODEL} is not there")
+    needs_the_committed_pair()
     silenced = "microphone" if played == "computer" else "computer"
     samples, rate = sf.read(app.EXAMPLES_DIR / "Chaos_God-Muldjord.ogg")
     wav = tmp_path / "played.wav"
     sf.write(wav, samples, rate, subtype="PCM_16")
     shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
-    with served(WEIGHTS_DIR / DEFAULT_MODEL) as url, sync_playwright() as pw:
+    with served(None) as url, sync_playwright() as pw:  # the default app: the source picks the model
         page = fake_capture_page(pw, wav)
         page.add_init_script(f"({SILENCE})({silenced!r})")
         page.goto(url)
@@ -207,7 +208,7 @@ def test_browser_live_tab_records_the_chosen_source(tmp_path, played):
         settled = time.perf_counter() - start
         page.wait_for_selector("#live-timeline .js-plotly-plot .scatterlayer", timeout=30_000)
         page.screenshot(path=str(shots / f"live-{played}.png"), full_page=True)
-        assert LISTENING[played] in page.locator("body").inner_text()
+        assert f"{LISTENING[played]} with {ANSWERING[played]}" in page.locator("body").inner_text()
         page.locator("#live-audio button.stop-button").click()
         page.wait_for_selector("text=Paused", timeout=30_000)
         assert page.evaluate("() => window.genreCapture.share === null && window.genreCapture.copies === 0")

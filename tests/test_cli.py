@@ -27,7 +27,7 @@ def test_json_lines_contract_and_exit_status(random_model_dir, files):
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["file"] for line in lines] == [str(good[0]), str(bad), str(good[1])]  # every file, in order
     ok = lines[0]
-    assert set(ok) == {"file", "genre", "probabilities", "segments", "duration_s", "elapsed_ms"}
+    assert set(ok) == {"file", "genre", "probabilities", "segments", "duration_s", "elapsed_ms", "model_name"}
     assert list(ok["probabilities"]) == GENRES and abs(sum(ok["probabilities"].values()) - 1) < 1e-5
     assert set(lines[1]) == {"file", "error"} and "not an audio file" in lines[1]["error"]
     assert len(lines[2]["segments"]) == 2
@@ -47,16 +47,43 @@ def test_usage_errors_exit_two(tmp_path):
     assert result.returncode == 2 and "No trained model" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_json_of_the_default_model_carries_the_pretrained_tags(files):
-    from genre_model.loading import DEFAULT_MODEL, WEIGHTS_DIR
+def needs_the_committed_pair() -> None:
+    from genre_model.loading import WEIGHTS_DIR
+    from genre_model.routing import CLEAN_MODEL, DETECTOR_FILE, ROOM_MODEL
+
+    for needed in (WEIGHTS_DIR / CLEAN_MODEL / DETECTOR_FILE, WEIGHTS_DIR / ROOM_MODEL / "model.safetensors"):
+        if not needed.exists():
+            pytest.skip(f"{needed} is not there")
+
+
+def test_json_of_the_default_models_carries_the_pretrained_tags_and_the_route(files):
     from genre_model.musicnn import MSD_TAGS
 
-    if not (WEIGHTS_DIR / DEFAULT_MODEL / "model.safetensors").exists():
-        pytest.skip(f"weights/{DEFAULT_MODEL} is not there")
+    needs_the_committed_pair()
     result = run_cli("predict", "--json", str(files[0][0]))
     assert result.returncode == 0, result.stderr
     line = json.loads(result.stdout)
     assert list(line["tags"]) == MSD_TAGS and all(0 <= v <= 1 for v in line["tags"].values())
+    assert line["model_name"] in ("musicnn-genre", "musicnn-room") and "sure" in line["route"]  # auto: the detector
+
+
+@pytest.mark.parametrize(
+    ("source", "model", "why"),
+    [("file", "musicnn-genre", "the clean model"), ("microphone", "musicnn-room", "the room")],
+)
+def test_source_picks_the_model_and_the_line_says_so(files, source, model, why):
+    needs_the_committed_pair()
+    as_json = run_cli("predict", "--json", "--source", source, str(files[0][0]))
+    assert as_json.returncode == 0, as_json.stderr
+    line = json.loads(as_json.stdout)
+    assert line["model_name"] == model and line["route"].startswith(why)
+    table = run_cli("predict", "--source", source, str(files[0][0]))
+    assert table.returncode == 0 and line["route"] in table.stdout
+
+
+def test_source_with_a_chosen_model_is_a_usage_error(random_model_dir, files):
+    result = run_cli("predict", "--model", str(random_model_dir), "--source", "file", str(files[0][0]))
+    assert result.returncode == 2 and "with --model, that model answers" in result.stderr
 
 
 def test_a_folder_without_audio_is_an_error(tmp_path, random_model_dir, write_audio):

@@ -8,7 +8,10 @@ is kept. Minutes on a CPU instead of hours, and little data cannot overfit a 2 0
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -142,26 +145,32 @@ def fit_logistic(
     return head
 
 
+def _played(job: tuple[Waveform, int, int, float]) -> Waveform:
+    wave, seed, bank, same_kind = job
+    samples = play_in_room(wave.samples, wave.sample_rate, seed, bank=bank, same_kind=same_kind)
+    return Waveform(samples, wave.sample_rate, wave.duration_s, wave.analyzed_s)
+
+
 def room_copies(
-    waves: list[Waveform], seed: int, bank: int = 0, procs: Processes = ONE, same_kind: float = 0.0
+    waves: list[Waveform],
+    seed: int,
+    bank: int = 0,
+    procs: Processes = ONE,
+    same_kind: float = 0.0,
+    workers: int | None = None,
 ) -> list[Waveform]:
     """One copy of each clip through a random simulated room (`train.rooms`, rooms from ``bank``, devices of
-    one kind with probability ``same_kind``; clip i gets seed + i); each process degrades its share, every process
-    gets all copies."""
-    progress = tqdm(
-        procs.shard(list(enumerate(waves))), desc="room copies", unit="clip", leave=False, disable=not procs.is_main
-    )
-    return procs.gather(
-        [
-            Waveform(
-                play_in_room(w.samples, w.sample_rate, seed + i, bank=bank, same_kind=same_kind),
-                w.sample_rate,
-                w.duration_s,
-                w.analyzed_s,
-            )
-            for i, w in progress
-        ]
-    )
+    one kind with probability ``same_kind``; clip i gets seed + i, so the copies are the same however the work is
+    shared). Each process plays its share of the clips on ``workers`` worker processes (default: its share of the
+    machine's cores); every process gets all copies."""
+    jobs = [(w, seed + i, bank, same_kind) for i, w in procs.shard(list(enumerate(waves)))]
+    workers = workers or max(1, (os.cpu_count() or 1) // procs.world_size)
+    bar = {"desc": "room copies", "unit": "clip", "leave": False, "disable": not procs.is_main, "total": len(jobs)}
+    if workers == 1 or len(jobs) < 2:
+        return procs.gather(list(tqdm(map(_played, jobs), **bar)))
+    # spawned, not forked: a fork of a process whose torch threads have started can hang
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return procs.gather(list(tqdm(pool.map(_played, jobs, chunksize=2), **bar)))
 
 
 def balanced_weights(labels: np.ndarray, owner: np.ndarray) -> np.ndarray:

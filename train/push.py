@@ -18,6 +18,7 @@ from huggingface_hub import HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from genre_model.loading import ModelNotFoundError, load_model
+from genre_model.routing import DETECTOR_FILE
 
 
 class PushError(RuntimeError):
@@ -25,7 +26,8 @@ class PushError(RuntimeError):
 
 
 def build_upload_folder(model_dir: str | Path, dest: str | Path, repo_id: str) -> list[str]:
-    """Write exactly what will be uploaded into ``dest``: weights, config, metrics and the card."""
+    """Write exactly what will be uploaded into ``dest``: weights, config, metrics, the card and the room detector
+    (when the model has one)."""
     model_dir, dest = Path(model_dir), Path(dest)
     model = load_model(model_dir)  # proves the weights load before anything is published
     metrics_file = model_dir / "metrics.json"
@@ -33,8 +35,9 @@ def build_upload_folder(model_dir: str | Path, dest: str | Path, repo_id: str) -
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "README.md").unlink(missing_ok=True)
     model.save_pretrained(dest, model_card_kwargs={"metrics": metrics, "repo_id": repo_id})
-    if metrics_file.exists():
-        shutil.copy(metrics_file, dest / "metrics.json")
+    for extra in (metrics_file, model_dir / DETECTOR_FILE):  # the room detector travels with the clean model
+        if extra.exists():
+            shutil.copy(extra, dest / extra.name)
     return sorted(p.name for p in dest.iterdir())
 
 

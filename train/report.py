@@ -35,7 +35,7 @@ def results_table(weights: Path) -> str:
             n_params = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
         size_mb = weights_file.stat().st_size / 1e6
         rows.append(
-            f"| `{config['arch']}` | {n_params:,} | {size_mb:.1f} MB | {_ci(m['train'], 'accuracy')} "
+            f"| `{metrics_file.parent.name}` | {n_params:,} | {size_mb:.1f} MB | {_ci(m['train'], 'accuracy')} "
             f"| {_ci(m['valid'], 'accuracy')} | {_ci(m['valid'], 'balanced_accuracy')} "
             f"| {architecture(config['arch']).paper or '-'} "
             f"| {m['train_seconds'] / 60:.0f} min ({m['device']}) |"
@@ -54,14 +54,14 @@ def robustness_table(weights: Path) -> str:
     def scores(file: Path) -> dict | None:
         return json.loads(file.read_text()) if file.exists() else None
 
-    for model_dir in sorted(p for p in weights.iterdir() if (p / "valid-grid.eval.json").exists()):
+    for model_dir in sorted(p for p in weights.iterdir() if (p / "valid-rooms.eval.json").exists()):
         clean, random = scores(model_dir / "valid.eval.json"), scores(model_dir / "valid-rooms.eval.json")
-        grid = json.loads((model_dir / "valid-grid.eval.json").read_text())
+        grid = scores(model_dir / "valid-grid.eval.json") or {}
         cells = [v["balanced_accuracy"] for k, v in grid.items() if k != "clean"]
         values = [
             clean["balanced_accuracy"] if clean else None,
-            random["balanced_accuracy"] if random else None,
-            float(np.mean(cells)),
+            random["balanced_accuracy"],
+            float(np.mean(cells)) if cells else None,
             grid.get(key, {}).get("balanced_accuracy"),
         ]
         rows.append(f"| `{model_dir.name}` | " + " | ".join("-" if v is None else f"{v:.1%}" for v in values) + " |")

@@ -59,6 +59,17 @@ def test_dry_run_folder_and_card(trained_dir, tmp_path):
     assert "66.7% (20.0% - 94.0%)" in card and "| blues | 1 | 0 |" in card and "someone/genre-cnn" in card
 
 
+def test_the_room_detector_travels_with_its_model(trained_dir, tmp_path):
+    import shutil
+
+    from genre_model.routing import DETECTOR_FILE, RoomDetector
+
+    model = shutil.copytree(trained_dir, tmp_path / "clean")
+    RoomDetector("chunk-cnn", [0.0], [1.0], [1.0], 0.0).save(model)
+    assert DETECTOR_FILE in build_upload_folder(model, tmp_path / "out", "someone/genre-cnn")
+    assert RoomDetector.load(tmp_path / "out") == RoomDetector.load(model)
+
+
 def test_push_then_download_predicts_like_the_local_weights(trained_dir, hub, tmp_path, write_audio):
     env = {"HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_write", "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_XET": "1"}
     pushed = cli("train.push", "--model", str(trained_dir), "--repo-id", "teacher/genre-cnn", env=env)

@@ -180,3 +180,15 @@ def soxr_48k(x: np.ndarray) -> np.ndarray:
     import soxr
 
     return soxr.resample(x, SR, 48_000)
+
+
+@pytest.mark.slow
+def test_room_copies_are_the_same_on_one_worker_or_several():
+    from genre_model.audio import Waveform
+    from train.probe import room_copies
+
+    waves = [Waveform(waltz(4.0, seed=i), SR, 4.0, 4.0) for i in range(3)]
+    alone, shared = room_copies(waves, 7, workers=1), room_copies(waves, 7, workers=2)
+    for one, other, clean in zip(alone, shared, waves):
+        np.testing.assert_array_equal(one.samples, other.samples)
+        assert not np.array_equal(one.samples, clean.samples)

@@ -1,0 +1,82 @@
+"""The app's models: the one it shows (or the committed clean and room pair, routed by the sound's source), those
+Compare sets beside it, and the two steps every view shares (decode the clip, classify it) with errors in words."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from genre_model.audio import AudioError, Waveform
+from genre_model.inference import GenreClassifier
+from genre_model.loading import ModelNotFoundError, resolve_model_name
+from genre_model.registry import architecture, architectures
+from genre_model.routing import CLEAN_MODEL, ROOM_MODEL, SOURCES, RoomDetector, Router
+
+log = logging.getLogger("genre-app")
+
+
+class ClipProblem(Exception):
+    """Something the person using the app should read (never a stack trace)."""
+
+
+@dataclass
+class AppModels:
+    main: GenreClassifier  # the clean model when routed
+    compare: dict[str, GenreClassifier]  # panel title -> classifier, the main model first
+    router: Router | None = None  # the committed pair (no --model): the sound's source picks the model
+
+    @property
+    def answering(self) -> GenreClassifier | Router:
+        return self.router or self.main
+
+
+def valid_balanced_accuracy(model: str | None) -> float | None:
+    """The model's measured valid balanced accuracy, from the ``metrics.json`` beside its weights, if any."""
+    metrics = Path(resolve_model_name(model)) / "metrics.json"
+    return json.loads(metrics.read_text())["valid"]["balanced_accuracy"] if metrics.is_file() else None
+
+
+def load_models(model: str | None, device: str | None) -> AppModels:
+    """The app's model, and for Compare every registered architecture whose weights are committed."""
+    main = GenreClassifier.from_pretrained(model, device)
+    compare = {}
+    others = [name for name in architectures() if Path(resolve_model_name(name)).name != main.name]
+    for name, role in ((model, "this app's model"), *((n, None) for n in others)):
+        try:
+            classifier = main if role else GenreClassifier.from_pretrained(name, device)
+        except ModelNotFoundError:
+            log.warning("comparison model %s is not available; the Compare view will skip it", name)
+            continue
+        score = valid_balanced_accuracy(name)
+        right = f" · right on {score:.0%} of valid clips (balanced)" if score is not None else ""
+        role = role or architecture(classifier.model.config.arch).display
+        compare[f"{classifier.name} ({role}){right}"] = classifier
+    if model is not None:
+        return AppModels(main, compare)
+    room = GenreClassifier.from_pretrained(resolve_model_name(ROOM_MODEL), device)
+    return AppModels(main, compare, Router(main, room, RoomDetector.load(resolve_model_name(CLEAN_MODEL))))
+
+
+def load_clip(classifier: GenreClassifier, audio) -> Waveform:
+    if audio is None:
+        raise ClipProblem("No clip yet: upload a file, record one or pick an example.")
+    try:
+        return classifier.load(audio)
+    except AudioError as err:  # the user's input, not our bug: one log line, no traceback
+        log.info("rejected input: %s", err)
+        raise ClipProblem(err.message) from None
+
+
+def classify_clip(model: GenreClassifier | Router, wave: Waveform, with_features: bool = False, source: str = "auto"):
+    """``model``'s prediction (a router's: by the sound's ``source``), or a `ClipProblem` for the user."""
+    if isinstance(model, Router) and source not in SOURCES:
+        raise ClipProblem(f"source must be one of {', '.join(SOURCES)}, not {source!r}.")
+    try:
+        if isinstance(model, Router):
+            return model.predict(wave, source, with_features)
+        return model.predict(wave, with_features=with_features)
+    except Exception:  # noqa: BLE001 - keep serving; the log gets the details, the user a plain message
+        log.exception("prediction failed")
+        raise ClipProblem("Something went wrong while analyzing this clip. Try another file.") from None
