@@ -53,9 +53,10 @@ def shown(handler, n_outputs: int):
 
 
 def headline(p: Prediction, classifier: GenreClassifier) -> str:
+    """The verdict by ``classifier``'s (the answering model's) confidence rule, and what was analyzed by which."""
     title, reason, _ = verdict(p.probabilities, classifier.model.config.entropy_threshold)
     cut = f" (the first {p.analyzed_s:.0f} s of {p.duration_s:.0f} s)" if p.analyzed_s < p.duration_s - 1e-3 else ""
-    route = f": {p.route}" if p.route else ""
+    route = f", {p.route}" if p.route else ""
     return f"## {title}\n{reason}\n\n{p.analyzed_s:.1f} s analyzed{cut} by `{p.model_name}`{route}."
 
 
@@ -66,7 +67,7 @@ def analyze(models: AppModels, audio) -> tuple:
     prediction = classify_clip(models.answering, wave, with_features=True)
     figures = prediction_figures(prediction, wave.samples, wave.sample_rate, classifier.model.to_logmel)
     return (
-        headline(prediction, classifier),
+        headline(prediction, models.answered(prediction)),
         dict(prediction.top(3)),
         figures["probabilities"],
         figures["waveform"],
@@ -96,7 +97,7 @@ def explain_clip(models: AppModels, audio, genre: str, versus: str) -> tuple:
     title = (
         f"Why **{e.genre}** and not **{e.versus}**? Red: sounds that say {e.genre}; blue: sounds that say {e.versus}."
     )
-    return f"{title}\n\n{e.note}", figure, table, strongest
+    return f"{title} (`{classifier.name}`)\n\n{e.note}", figure, table, strongest
 
 
 def compare(models: AppModels, audio) -> list:
@@ -111,9 +112,8 @@ def compare(models: AppModels, audio) -> list:
 def summary(models: AppModels, audio, source: str = "auto") -> dict:
     """The API's answer for one clip: the genre, all ten probabilities, whether the model is sure (and why), the
     pretrained tagger's tags when the model has them, timings, and which model answered and why."""
-    classifier = models.main
-    prediction = classify_clip(models.answering, load_clip(classifier, audio), source=source)
-    title, reason, sure = verdict(prediction.probabilities, classifier.model.config.entropy_threshold)
+    prediction = classify_clip(models.answering, load_clip(models.main, audio), source=source)
+    title, reason, sure = verdict(prediction.probabilities, models.answered(prediction).model.config.entropy_threshold)
     return {**prediction.to_dict(), "headline": title, "reason": reason, "sure": sure}
 
 
@@ -172,7 +172,7 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
                 explain_play = gr.Audio(label="Listen to the strongest window", interactive=False)
         with gr.Tab("Compare"):
             gr.Markdown(
-                "The same clip through this app's model, our CNN trained from scratch, and the paper's CNN and "
+                "The same clip through this app's models, our CNN trained from scratch, and the paper's CNN and "
                 "feed-forward network. A long bar is not a right answer: each title says how often that model is right."
             )
             compare_button = gr.Button("Compare", variant="primary")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genre_model.audio import AudioError, Waveform
-from genre_model.inference import GenreClassifier
+from genre_model.inference import GenreClassifier, Prediction
 from genre_model.loading import ModelNotFoundError, resolve_model_name
 from genre_model.registry import architecture, architectures
 from genre_model.routing import CLEAN_MODEL, ROOM_MODEL, SOURCES, RoomDetector, Router
@@ -31,6 +31,10 @@ class AppModels:
     def answering(self) -> GenreClassifier | Router:
         return self.router or self.main
 
+    def answered(self, prediction: Prediction) -> GenreClassifier:
+        """The model that made ``prediction``: its confidence rule judges it."""
+        return self.router.answered(prediction) if self.router else self.main
+
 
 def valid_balanced_accuracy(model: str | None) -> float | None:
     """The model's measured valid balanced accuracy, from the ``metrics.json`` beside its weights, if any."""
@@ -39,13 +43,16 @@ def valid_balanced_accuracy(model: str | None) -> float | None:
 
 
 def load_models(model: str | None, device: str | None) -> AppModels:
-    """The app's model, and for Compare every registered architecture whose weights are committed."""
+    """The app's model (without ``model``: the committed clean and room pair and the detector between them), and for
+    Compare every registered architecture whose weights are committed."""
     main = GenreClassifier.from_pretrained(model, device)
     compare = {}
     others = [name for name in architectures() if Path(resolve_model_name(name)).name != main.name]
-    for name, role in ((model, "this app's model"), *((n, None) for n in others)):
+    pair = () if model is not None else ((ROOM_MODEL, "the room model, for microphones"),)
+    first = "this app's model" if model is not None else "the clean model, for files"
+    for name, role in ((model, first), *pair, *((n, None) for n in others)):
         try:
-            classifier = main if role else GenreClassifier.from_pretrained(name, device)
+            classifier = main if name == model else GenreClassifier.from_pretrained(name, device)
         except ModelNotFoundError:
             log.warning("comparison model %s is not available; the Compare view will skip it", name)
             continue
@@ -53,13 +60,14 @@ def load_models(model: str | None, device: str | None) -> AppModels:
         right = f" · right on {score:.0%} of valid clips (balanced)" if score is not None else ""
         role = role or architecture(classifier.model.config.arch).display
         compare[f"{classifier.name} ({role}){right}"] = classifier
-    if model is not None:
+    room = next((c for c in compare.values() if c.name == ROOM_MODEL), None)
+    if model is not None or room is None:  # one model answers everything
         return AppModels(main, compare)
-    room = GenreClassifier.from_pretrained(resolve_model_name(ROOM_MODEL), device)
     return AppModels(main, compare, Router(main, room, RoomDetector.load(resolve_model_name(CLEAN_MODEL))))
 
 
 def load_clip(classifier: GenreClassifier, audio) -> Waveform:
+    """The clip decoded for ``classifier``, or a `ClipProblem` that says what is wrong with it."""
     if audio is None:
         raise ClipProblem("No clip yet: upload a file, record one or pick an example.")
     try:
@@ -69,7 +77,9 @@ def load_clip(classifier: GenreClassifier, audio) -> Waveform:
         raise ClipProblem(err.message) from None
 
 
-def classify_clip(model: GenreClassifier | Router, wave: Waveform, with_features: bool = False, source: str = "auto"):
+def classify_clip(
+    model: GenreClassifier | Router, wave: Waveform, with_features: bool = False, source: str = "auto"
+) -> Prediction:
     """``model``'s prediction (a router's: by the sound's ``source``), or a `ClipProblem` for the user."""
     if isinstance(model, Router) and source not in SOURCES:
         raise ClipProblem(f"source must be one of {', '.join(SOURCES)}, not {source!r}.")

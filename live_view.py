@@ -97,8 +97,15 @@ def build_live_tab(classifier: GenreClassifier, room: GenreClassifier | None = N
             (mic_button, "microphone", MICROPHONE),
             (computer_button, "computer", "this computer"),
         ):
-            # static/capture.js picks the source and presses record, inside the user's click
+            # static/capture.js picks the source and presses record, inside the user's click; the answer starts
+            # afresh, so nothing heard from the last source (or by the other model) carries over
             button.click(None, None, source, js=f"() => (window.genreCapture.start('{kind}'), '{label}')")
+            button.click(
+                lambda: (None, "", None, None, None),
+                None,
+                live_outputs[:1] + live_outputs[2:],
+                api_visibility="private",
+            )
         mic.stream(
             lambda state, chunk, src: live_step(room if room and src == MICROPHONE else classifier, state, chunk, src),
             [listener, mic, source],
@@ -109,5 +116,6 @@ def build_live_tab(classifier: GenreClassifier, room: GenreClassifier | None = N
             show_progress="hidden",  # a timer over the big answer every second distracts a class
             api_name="live",
         )
-        mic.stop_recording(lambda: PAUSED, None, live_status, api_visibility="private")
+        # after Stop the share has ended: the box's own Record button records the microphone, and is labelled so
+        mic.stop_recording(lambda: (PAUSED, MICROPHONE), None, [live_status, source], api_visibility="private")
         reset.click(lambda: (None, IDLE, "", None, None, None), None, live_outputs, api_visibility="private")

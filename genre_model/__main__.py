@@ -108,8 +108,8 @@ def _as_json(path: str, p: Prediction) -> dict:
 def _as_row(path: str, p: Prediction) -> str:
     top = "  ".join(f"{genre} {prob:5.1%}" for genre, prob in p.top(3))
     cut = f" (first {p.analyzed_s:.0f} s analyzed)" if p.analyzed_s < p.duration_s - 1e-3 else ""
-    route = f"; {p.route}" if p.route else ""
-    return f"{path}: {p.genre:<9}  [{top}]  {p.duration_s:.1f} s{cut}, {p.elapsed_ms:.0f} ms{route}"
+    route = f", {p.route}" if p.route else ""
+    return f"{path}: {p.genre:<9}  [{top}]  {p.duration_s:.1f} s{cut}, {p.elapsed_ms:.0f} ms, {p.model_name}{route}"
 
 
 def _emit(item: dict | str, stream) -> None:

@@ -101,13 +101,17 @@ class Router:
         if source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
         if source == "file":
-            return self.clean, "the clean model: a file, or this computer's sound"
+            return self.clean, "the clean model, for a file or this computer's sound"
         if source == "microphone":
-            return self.room, "the room model: a microphone in a room"
+            return self.room, "the room model, for a microphone in a room"
         p = self.detector.room_probability(self.clean, wave)
         if p >= self.detector.threshold:
-            return self.room, f"the room model: it sounds recorded through a room ({p:.0%} sure)"
-        return self.clean, f"the clean model: it sounds like a clean recording ({1 - p:.0%} sure)"
+            return self.room, f"the room model, as the room detector heard a room ({p:.0%})"
+        return self.clean, f"the clean model, as the room detector heard no room ({1 - p:.0%})"
+
+    def answered(self, prediction: Prediction) -> GenreClassifier:
+        """Which of the two made ``prediction`` (its confidence rule is that model's)."""
+        return self.room if prediction.model_name == self.room.name else self.clean
 
     def predict(self, audio: AudioInput | Waveform, source: str = "auto", with_features: bool = False) -> Prediction:
         """Classify one clip with the model ``source`` calls for. Raises `AudioError` for input that cannot be

@@ -213,8 +213,15 @@ def test_browser_live_tab_records_the_chosen_source(tmp_path, played):
         page.wait_for_selector("text=Paused", timeout=30_000)
         assert page.evaluate("() => window.genreCapture.share === null && window.genreCapture.copies === 0")
 
+        if played == "computer":  # the box's own Record button, after Stop, records the microphone: labelled so
+            page.locator("#live-audio button.record-button").click()
+            page.wait_for_selector(f"text={LISTENING['microphone']}", timeout=60_000)
+            page.locator("#live-audio button.stop-button").click()
+            page.wait_for_selector("text=Paused", timeout=30_000)
+
         page.get_by_role("button", name=BUTTON[silenced], exact=True).click()
         page.wait_for_selector(f"text={LISTENING[silenced]}", timeout=60_000)
+        assert "metal" not in page.locator("#live-headline").inner_text()  # a new source starts afresh
         page.wait_for_selector("text=nothing to hear yet (silence)", timeout=60_000)
         page.screenshot(path=str(shots / f"live-{silenced}-silent.png"), full_page=True)
     print(f"{played}: metal on the Live label {settled:.1f} s after the click")

@@ -64,7 +64,7 @@ def test_json_of_the_default_models_carries_the_pretrained_tags_and_the_route(fi
     assert result.returncode == 0, result.stderr
     line = json.loads(result.stdout)
     assert list(line["tags"]) == MSD_TAGS and all(0 <= v <= 1 for v in line["tags"].values())
-    assert line["model_name"] in ("musicnn-genre", "musicnn-room") and "sure" in line["route"]  # auto: the detector
+    assert line["model_name"] in ("musicnn-genre", "musicnn-room") and "room detector" in line["route"]  # auto
 
 
 @pytest.mark.parametrize(

@@ -90,10 +90,10 @@ def router(random_model_dir, detector, tmp_path_factory) -> Router:
 @pytest.mark.parametrize(
     ("source", "in_room", "answers", "why"),
     [
-        ("file", True, "clean", "a file, or this computer's sound"),
+        ("file", True, "clean", "for a file or this computer's sound"),
         ("microphone", False, "room", "a microphone in a room"),
-        ("auto", False, "clean", "sounds like a clean recording"),
-        ("auto", True, "room", "sounds recorded through a room"),
+        ("auto", False, "clean", "the room detector heard no room"),
+        ("auto", True, "room", "the room detector heard a room"),
     ],
 )
 def test_each_source_gets_its_model_and_says_why(router, source, in_room, answers, why):
@@ -101,6 +101,7 @@ def test_each_source_gets_its_model_and_says_why(router, source, in_room, answer
     prediction = router.predict(audio, source)
     expected = (router.clean if answers == "clean" else router.room).predict(audio)
     assert prediction.model_name == expected.model_name and why in prediction.route
+    assert router.answered(prediction) is (router.clean if answers == "clean" else router.room)
     np.testing.assert_allclose(list(prediction.probabilities.values()), list(expected.probabilities.values()))
 
 
