@@ -28,25 +28,29 @@ def level_meter(level_db: float) -> str:
     return "▮" * steps + "▯" * (10 - steps)
 
 
-def live_step(classifier: GenreClassifier, listener: LiveListener | None, chunk, source: str = MICROPHONE):
+def live_step(classifier: GenreClassifier, state: tuple[str, LiveListener] | None, chunk, source: str = MICROPHONE):
     """Live view: add a chunk to the live buffer; about once a second, show the steady reading of the last
-    `LIVE_CONTEXT_S` seconds. Outputs: state, status, headline, label, bars, timeline."""
+    `LIVE_CONTEXT_S` seconds. ``state``: the source and its listener; another source starts afresh, so nothing heard
+    from the last one (or by the other model) carries over. Outputs: state, status, headline, label, bars, timeline."""
     if chunk is None:
-        return listener, *[gr.skip()] * 5
-    listener = listener or LiveListener(classifier.sample_rate, LIVE_BUFFER_S, LIVE_CONTEXT_S)
+        return state, *[gr.skip()] * 5
+    fresh = state is None or state[0] != source
+    listener = LiveListener(classifier.sample_rate, LIVE_BUFFER_S, LIVE_CONTEXT_S) if fresh else state[1]
+    state = (source, listener)
     rate, samples = chunk
     listener.push(rate, samples)
     needed = classifier.model.config.window_s
-    if listener.heard_s < needed:  # no answer from a fraction of what the model needs
-        return listener, f"Listening to {source}: {listener.heard_s:.0f} of {needed:.0f} s…", *[gr.skip()] * 4
+    if listener.heard_s < needed:  # no answer from a fraction of what the model needs; a fresh start clears the last
+        waiting = f"Listening to {source}: {listener.heard_s:.0f} of {needed:.0f} s…"
+        return state, waiting, *(("", None, None, None) if fresh else [gr.skip()] * 4)
     # Browsers may send chunks far smaller than stream_every (Gradio 6 sends 0.1 s ones from a mic inside a
     # tab): keep every chunk, but classify at most once per LIVE_UPDATE_S of new audio.
     if listener.history and listener.heard_s - listener.history[-1].end_s < LIVE_UPDATE_S:
-        return listener, *[gr.skip()] * 5
+        return state, *[gr.skip()] * 5
     try:
         reading = listener.read(classifier)
     except AudioError:  # silence: say so, keep listening
-        return listener, f"Listening to {source}: nothing to hear yet (silence).", "## …", None, gr.skip(), gr.skip()
+        return state, f"Listening to {source}: nothing to hear yet (silence).", "", None, gr.skip(), gr.skip()
     status = (
         f"Listening to **{source}** with `{classifier.name}` · level {level_meter(reading.level_db)} · the answer "
         f"covers the last {reading.context_s:.0f} s"
@@ -54,7 +58,7 @@ def live_step(classifier: GenreClassifier, listener: LiveListener | None, chunk,
     timeline = timeline_figure(listener.history, classifier.genres, title="")
     top3 = dict(sorted(reading.probabilities.items(), key=lambda kv: -kv[1])[:3])
     return (
-        listener,
+        state,
         status,
         f"## {reading.headline}\n{reading.reason}",
         top3,

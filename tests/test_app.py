@@ -91,14 +91,27 @@ def test_live_handler_follows_chunks_of_either_source(models, source, rate, make
     for i in range(0, len(audio), rate):  # one chunk per second, as stream_every=1.0 sends
         state, *out = live_view.live_step(models.main, state, (rate, audio[i : i + rate]), source)
         outputs.append(out)
-    waiting = outputs[0][0]
-    assert "1 of 3 s" in waiting and all(isinstance(o, type(gr.skip())) for o in outputs[0][1:])  # no answer yet
+    assert "1 of 3 s" in outputs[0][0] and outputs[0][1:] == ["", None, None, None]  # a fresh start: cleared
+    assert "2 of 3 s" in outputs[1][0] and all(isinstance(o, type(gr.skip())) for o in outputs[1][1:])  # no answer yet
     status, headline, label, bars, timeline = outputs[-1]
     assert f"Listening to **{source}**" in status and "covers the last 5 s" in status
     assert headline.startswith("## ") and len(label) == 3 and set(label) <= set(models.main.genres)
     assert sum(bars.data[0].x) == pytest.approx(100, abs=0.1)  # every genre's smoothed probability
-    assert len(state.history) == 3 and len(timeline.data) == 4  # top 3 genres and the rest
-    assert state.heard_s == pytest.approx(5.0)
+    assert state[0] == source and len(state[1].history) == 3 and len(timeline.data) == 4  # top 3 genres and the rest
+    assert state[1].heard_s == pytest.approx(5.0)
+
+
+def test_live_handler_starts_afresh_for_another_source(models):
+    """Nothing heard from one source carries over to the next: its buffer, history and answer are cleared."""
+    state = None
+    for _ in range(4):
+        state, *_ = live_view.live_step(models.main, state, (48_000, (noise(1.0, sr=48_000) * 20_000).astype(np.int16)))
+    assert state[1].history
+    state, status, headline, label, bars, timeline = live_view.live_step(
+        models.main, state, (48_000, np.zeros(48_000, np.int16)), "this computer"
+    )
+    assert state[0] == "this computer" and state[1].heard_s == pytest.approx(1.0) and not state[1].history
+    assert "1 of 3 s" in status and (headline, label, bars, timeline) == ("", None, None, None)
 
 
 def test_live_handler_says_silence_and_too_quiet(models):

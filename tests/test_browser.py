@@ -221,7 +221,9 @@ def test_browser_live_tab_records_the_chosen_source(tmp_path, played):
 
         page.get_by_role("button", name=BUTTON[silenced], exact=True).click()
         page.wait_for_selector(f"text={LISTENING[silenced]}", timeout=60_000)
-        assert "metal" not in page.locator("#live-headline").inner_text()  # a new source starts afresh
+        page.wait_for_function(  # a new source starts afresh: the last one's answer is gone
+            "() => !document.querySelector('#live-headline').innerText.includes('metal')", timeout=30_000
+        )
         page.wait_for_selector("text=nothing to hear yet (silence)", timeout=60_000)
         page.screenshot(path=str(shots / f"live-{silenced}-silent.png"), full_page=True)
     print(f"{played}: metal on the Live label {settled:.1f} s after the click")

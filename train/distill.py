@@ -19,6 +19,7 @@ every process keeps the same epoch.
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -52,6 +53,7 @@ class DistillConfig:
     tag_weight: float = 0.5  # the MSD tags stay the teacher's, so the app can still show them
     context_s: float = 1.5  # audio before the window whose reverberation rings into it
     same_kind: float = 0.0  # share of rooms where one kind of device plays and hears (`train.rooms`)
+    workers: int | None = None  # processes simulating the rooms beside training (None: the cores but one; 0: none)
 
 
 def train_mode_keeping_statistics(model: nn.Module) -> None:
@@ -81,6 +83,25 @@ def _room_windows(
             played = play_in_room(segment, sr, seed=int(rng.integers(2**31)), same_kind=cfg.same_kind)
             heard[row, :n] = played[len(segment) - n :]
     return clean, heard
+
+
+class _RoomBatches(torch.utils.data.IterableDataset):
+    """Every step's batch of the run, (step, clips, clean windows, windows heard in rooms), each drawn from its own
+    seed (run seed, step): the same batches whether DataLoader workers share the steps or the training loop makes
+    them itself, so the room simulator runs on the spare cores without changing what is learnt."""
+
+    def __init__(self, waves: list[Waveform], draw: np.ndarray, cfg: DistillConfig, win: int, seed: int, steps: int):
+        super().__init__()
+        self.waves, self.draw, self.cfg, self.win, self.seed, self.steps = waves, draw, cfg, win, seed, steps
+
+    def __iter__(self):
+        worker = torch.utils.data.get_worker_info()
+        first, every = (worker.id, worker.num_workers) if worker else (0, 1)
+        for step in range(first, self.steps, every):  # the loader takes the workers in turn: steps stay in order
+            rng = np.random.default_rng([self.seed, step])
+            clips = rng.choice(len(self.waves), size=self.cfg.batch_windows, p=self.draw)
+            clean, heard = _room_windows(self.waves, clips, self.cfg, self.win, rng)
+            yield step, clips, torch.from_numpy(clean), torch.from_numpy(heard)
 
 
 def clip_probabilities(model: MusicnnGenre, waves: list[Waveform], procs: Processes = ONE) -> np.ndarray:
@@ -129,7 +150,6 @@ def distill(
     on train + valid, `train.pretrained`) every epoch runs, the last is kept and only train is scored."""
     waves, y = train[0], np.asarray(train[1])
     win = model.config.window_samples
-    rng = np.random.default_rng(seed + procs.rank)
     torch.manual_seed(seed + procs.rank)
     teacher = copy.deepcopy(model).eval()  # keeps the int8 front end, if on: it needs no gradient
     if valid:
@@ -153,8 +173,10 @@ def distill(
         [{"params": pretrained, "lr": cfg.lr}, {"params": model.head.parameters(), "lr": cfg.head_lr}],
         weight_decay=cfg.weight_decay,
     )
-    draw = balanced_draw(y)
     steps = max(1, len(waves) * cfg.windows_per_clip // (cfg.batch_windows * procs.world_size))
+    batches = _RoomBatches(waves, balanced_draw(y), cfg, win, seed + procs.rank, cfg.epochs * steps)
+    workers = max(0, (os.cpu_count() or 1) // procs.world_size - 1) if cfg.workers is None else cfg.workers
+    stream = iter(torch.utils.data.DataLoader(batches, batch_size=None, num_workers=workers))
 
     first = valid_scores()
     history, best = [{"epoch": 0, **first}], BestEpoch()
@@ -165,8 +187,8 @@ def distill(
         train_mode_keeping_statistics(model)
         losses = []
         for _ in tqdm(range(steps), desc=f"epoch {epoch}", unit="batch", leave=False, disable=not procs.is_main):
-            clips = rng.choice(len(waves), size=cfg.batch_windows, p=draw)
-            clean, heard = (torch.from_numpy(a).to(device) for a in _room_windows(waves, clips, cfg, win, rng))
+            _, clips, clean, heard = next(stream)
+            clips, clean, heard = clips.numpy(), clean.to(device), heard.to(device)
             with torch.no_grad():
                 teacher_logits, teacher_tags = _outputs(teacher, clean)
             logits, tags = student(heard)

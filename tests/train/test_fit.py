@@ -139,6 +139,33 @@ def test_distillation_without_valid_runs_every_epoch_and_keeps_the_last():
 
 
 @needs_musicnn
+def test_distillation_learns_the_same_whether_its_rooms_are_simulated_by_workers_or_not():
+    """The room simulator may run in DataLoader workers beside training: every step's batch has its own seed."""
+    from genre_model.audio import Waveform
+    from genre_model.registry import build_model
+    from train.distill import DistillConfig, distill
+    from train.probe import load_backbone
+
+    waves = [Waveform(tone(200.0 * (i + 1), 3.5, sr=16_000), 16_000, 3.5, 3.5) for i in range(2)]
+
+    def distilled(workers: int) -> dict:
+        torch.manual_seed(0)
+        model = build_model("musicnn-genre").eval()
+        load_backbone(model)
+        distill(
+            model,
+            (waves, [0, 1]),
+            None,
+            0,
+            DistillConfig(epochs=2, windows_per_clip=2, batch_windows=2, workers=workers),
+        )
+        return model.state_dict()
+
+    alone, beside = distilled(0), distilled(2)
+    assert all(torch.equal(alone[name], beside[name]) for name in alone)
+
+
+@needs_musicnn
 def test_musicnn_head_refitted_on_a_trained_model_with_more_copies(tiny_dataset, tmp_path):
     """``--init`` starts from a trained folder (its backbone, not the pretrained one); ``--room-copies`` and
     ``--same-kind`` set the probe's room copies."""
