@@ -69,7 +69,7 @@ class Condition:
 
 
 def random_condition(rng: np.random.Generator, bank: int = 0, same_kind: float = 0.0) -> Condition:
-    """A classroom drawn from the physical ranges above, its room one of the `ROOMS_PER_BANK` of room ``bank``.
+    """Devices and a room drawn from the physical ranges above, the room one of the `ROOMS_PER_BANK` of ``bank``.
     With probability ``same_kind`` one kind of device plays and listens (a phone to a phone, a laptop to a laptop:
     the teacher's and a student's), else the loudspeaker and the microphone are drawn independently."""
     room_rng = np.random.default_rng([bank, int(rng.integers(ROOMS_PER_BANK))])
@@ -236,7 +236,7 @@ def play_in_room(
     same_kind: float = 0.0,
     effects: tuple[str, ...] = EFFECTS,
 ) -> np.ndarray:
-    """``samples`` (mono float32) as heard in a classroom: ``condition``, or a random one drawn with ``seed`` (its
+    """``samples`` (mono float32) as heard across a room: ``condition``, or a random one drawn with ``seed`` (its
     room from room bank ``bank``: training uses 0, evaluation 1; ``same_kind``: see `random_condition`). Same length,
     deterministic for given arguments. ``effects``: the parts of the chain applied (`EFFECTS`; level, gain and
     clipping always are); each part draws its details whether applied or not, so the others stay the same."""
