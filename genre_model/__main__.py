@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .audio import AUDIO_SUFFIXES, AudioError
 from .distributed import Processes, processes
+from .explain import verdict
 from .inference import GenreClassifier, Prediction
 from .routing import SOURCES, Router
 
@@ -68,14 +69,17 @@ def _predict(args: argparse.Namespace, procs: Processes) -> int:
     device = procs.device(args.device) or args.device
     try:
         if args.model:
-            classify: Callable[[str], Prediction] = GenreClassifier.from_pretrained(args.model, device=device).predict
+            chosen = GenreClassifier.from_pretrained(args.model, device=device)
+            classify: Callable[[str], Prediction] = chosen.predict
+            answered: Callable[[Prediction], GenreClassifier] = lambda _: chosen  # noqa: E731 - as the router's
         else:
-            classify = partial(Router.from_pretrained(device=device).predict, source=args.source or "auto")
+            router = Router.from_pretrained(device=device)
+            classify, answered = partial(router.predict, source=args.source or "auto"), router.answered
     except Exception as err:  # noqa: BLE001 - missing folder, unknown repo, no network: one line, no traceback
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"error: cannot load model: {reason}", file=sys.stderr)
         return 2
-    lines = [_line(classify, path, args.json, not procs.distributed) for path in procs.shard(files)]
+    lines = [_line(classify, answered, path, args.json, not procs.distributed) for path in procs.shard(files)]
     if procs.distributed:  # every line at the end, in order; one process prints as it goes
         lines = procs.gather(lines)
         if procs.is_main:
@@ -85,11 +89,19 @@ def _predict(args: argparse.Namespace, procs: Processes) -> int:
     return 1 if failed else 0
 
 
-def _line(classify: Callable[[str], Prediction], path: str, as_json: bool, alone: bool) -> tuple[dict | str, bool]:
-    """The output line for one file and whether it was classified; printed at once when running ``alone``."""
+def _line(
+    classify: Callable[[str], Prediction],
+    answered: Callable[[Prediction], GenreClassifier],
+    path: str,
+    as_json: bool,
+    alone: bool,
+) -> tuple[dict | str, bool]:
+    """The output line for one file and whether it was classified; printed at once when running ``alone``. The
+    verdict ("Not sure: a or b?" when unsure) is by the confidence rule of the model that ``answered``."""
     try:
-        prediction = classify(path)
-        line, ok = (_as_json(path, prediction) if as_json else _as_row(path, prediction)), True
+        p = classify(path)
+        said = verdict(p.probabilities, answered(p).model.config.entropy_threshold)
+        line, ok = (_as_json(path, p, said) if as_json else _as_row(path, p, said[0])), True
     except Exception as err:  # noqa: BLE001 - one bad file must not stop the others or print a traceback
         message = str(err) if isinstance(err, AudioError) else f"could not classify this file ({type(err).__name__})"
         line, ok = ({"file": path, "error": message} if as_json else f"{path}: error: {message}"), False
@@ -98,18 +110,19 @@ def _line(classify: Callable[[str], Prediction], path: str, as_json: bool, alone
     return line, ok
 
 
-def _as_json(path: str, p: Prediction) -> dict:
+def _as_json(path: str, p: Prediction, said: tuple[str, str, bool]) -> dict:
     summary = p.to_dict()
     keys = ("genre", "probabilities", "segments", "duration_s", "elapsed_ms", "model_name")
     keys += ("tags",) * bool(p.tags) + ("route",) * bool(p.route)
-    return {"file": path, **{k: summary[k] for k in keys}}
+    headline, reason, sure = said  # the same words as the app's and the API's
+    return {"file": path, **{k: summary[k] for k in keys}, "headline": headline, "reason": reason, "sure": sure}
 
 
-def _as_row(path: str, p: Prediction) -> str:
+def _as_row(path: str, p: Prediction, headline: str) -> str:
     top = "  ".join(f"{genre} {prob:5.1%}" for genre, prob in p.top(3))
     cut = f" (first {p.analyzed_s:.0f} s analyzed)" if p.analyzed_s < p.duration_s - 1e-3 else ""
     route = f", {p.route}" if p.route else ""
-    return f"{path}: {p.genre:<9}  [{top}]  {p.duration_s:.1f} s{cut}, {p.elapsed_ms:.0f} ms, {p.model_name}{route}"
+    return f"{path}: {headline:<9}  [{top}]  {p.duration_s:.1f} s{cut}, {p.elapsed_ms:.0f} ms, {p.model_name}{route}"
 
 
 def _emit(item: dict | str, stream) -> None:

@@ -27,7 +27,9 @@ def test_json_lines_contract_and_exit_status(random_model_dir, files):
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["file"] for line in lines] == [str(good[0]), str(bad), str(good[1])]  # every file, in order
     ok = lines[0]
-    assert set(ok) == {"file", "genre", "probabilities", "segments", "duration_s", "elapsed_ms", "model_name"}
+    keys = {"file", "genre", "probabilities", "segments", "duration_s", "elapsed_ms", "model_name", "headline"}
+    assert set(ok) == keys | {"reason", "sure"}
+    assert ok["headline"] == ok["genre"] if ok["sure"] else ok["headline"].startswith("Not sure: ")
     assert list(ok["probabilities"]) == GENRES and abs(sum(ok["probabilities"].values()) - 1) < 1e-5
     assert set(lines[1]) == {"file", "error"} and "not an audio file" in lines[1]["error"]
     assert len(lines[2]["segments"]) == 2
