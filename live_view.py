@@ -14,7 +14,7 @@ from genre_model.plots import probability_figure, timeline_figure
 LIVE_BUFFER_S = 6.0  # the live buffer: audio each live prediction reads
 LIVE_CONTEXT_S = 12.0  # the answer shown averages the predictions of this long
 LIVE_UPDATE_S = 0.9  # new audio between two live predictions
-MICROPHONE = "the microphone"  # the source label the Microphone button sets (the room model answers it)
+MICROPHONE = "the microphone"  # a source label (static/capture.js writes the same); the room model answers it
 IDLE = "Press **Microphone** or **This computer's sound** to start."
 PAUSED = "**Paused.** Press a button above to listen again."
 LOOPBACK_HOWTO = """**No "This computer's sound" in your browser?** Route the computer's output to an input and
@@ -120,6 +120,8 @@ def build_live_tab(classifier: GenreClassifier, room: GenreClassifier | None = N
             show_progress="hidden",  # a timer over the big answer every second distracts a class
             api_name="live",
         )
-        # after Stop the share has ended: the box's own Record button records the microphone, and is labelled so
-        mic.stop_recording(lambda: (PAUSED, MICROPHONE), None, [live_status, source], api_visibility="private")
+        # every recording, however started (a source button, or the box's own Record after Stop: the microphone),
+        # is labelled with what static/capture.js actually captures
+        mic.start_recording(None, None, source, js="() => window.genreCapture.label()")
+        mic.stop_recording(lambda: PAUSED, None, live_status, api_visibility="private")
         reset.click(lambda: (None, IDLE, "", None, None, None), None, live_outputs, api_visibility="private")

@@ -97,13 +97,28 @@
   media.addEventListener?.("devicechange", listInputs);
 
   // Which source the next recording uses: set by the source buttons (see app.py), which then press record.
+  // Another source while listening: Stop first, then Record once the box has redrawn (still within the few seconds
+  // of the user's click that the browser allows the capture prompt).
   state.start = (source) => {
-    state.source = source;
-    const record = document.querySelector("#live-audio button.record-button");
-    if (!record) return false;
-    record.click(); // still inside the user's click: the browser allows the capture prompt
-    return true;
+    const stop = document.querySelector("#live-audio button.stop-button");
+    stop?.click();
+    const since = Date.now();
+    const press = () => {
+      const record = document.querySelector("#live-audio button.record-button");
+      if (record) {
+        state.source = source; // set here: the stopped share may have reset it
+        record.click();
+      } else if (Date.now() - since < 3000) {
+        setTimeout(press, 100);
+      }
+    };
+    if (stop) setTimeout(press, 1000); // let the stopped stream close on the server first
+    else press();
   };
+
+  // The label of what the next recording captures ("this computer" or "the microphone"), for the Live view's status:
+  // read when a recording starts, whichever button started it.
+  state.label = () => (state.source === "computer" ? "this computer" : "the microphone");
 
   state.supportsComputerSound = () => Boolean(media.getDisplayMedia) && /Chrome|Chromium|Edg\//.test(navigator.userAgent);
 

@@ -209,21 +209,18 @@ def test_browser_live_tab_records_the_chosen_source(tmp_path, played):
         page.wait_for_selector("#live-timeline .js-plotly-plot .scatterlayer", timeout=30_000)
         page.screenshot(path=str(shots / f"live-{played}.png"), full_page=True)
         assert f"{LISTENING[played]} with {ANSWERING[played]}" in page.locator("body").inner_text()
-        page.locator("#live-audio button.stop-button").click()
-        page.wait_for_selector("text=Paused", timeout=30_000)
-        assert page.evaluate("() => window.genreCapture.share === null && window.genreCapture.copies === 0")
-
-        if played == "computer":  # the box's own Record button, after Stop, records the microphone: labelled so
-            page.locator("#live-audio button.record-button").click()
-            page.wait_for_selector(f"text={LISTENING['microphone']}", timeout=60_000)
-            page.locator("#live-audio button.stop-button").click()
-            page.wait_for_selector("text=Paused", timeout=30_000)
-
-        page.get_by_role("button", name=BUTTON[silenced], exact=True).click()
+        page.get_by_role("button", name=BUTTON[silenced], exact=True).click()  # switched while listening
         page.wait_for_selector(f"text={LISTENING[silenced]}", timeout=60_000)
         page.wait_for_function(  # a new source starts afresh: the last one's answer is gone
             "() => !document.querySelector('#live-headline').innerText.includes('metal')", timeout=30_000
         )
         page.wait_for_selector("text=nothing to hear yet (silence)", timeout=60_000)
         page.screenshot(path=str(shots / f"live-{silenced}-silent.png"), full_page=True)
+        page.locator("#live-audio button.stop-button").click()
+        page.wait_for_selector("text=Paused", timeout=30_000)
+        assert page.evaluate("() => window.genreCapture.share === null && window.genreCapture.copies === 0")
+        if played == "computer":  # the box's own Record button, after Stop, records the microphone: labelled so
+            page.locator("#live-audio button.record-button").click()
+            page.wait_for_selector(f"text={LISTENING['microphone']}", timeout=60_000)
+            page.wait_for_selector("text=nothing to hear yet (silence)", timeout=60_000)
     print(f"{played}: metal on the Live label {settled:.1f} s after the click")
