@@ -96,7 +96,7 @@
   }
   media.addEventListener?.("devicechange", listInputs);
 
-  // Which source the next recording uses: set by the source buttons (see app.py), which then press record.
+  // Which source the next recording uses: set by the source buttons (see live_view.py), which then press record.
   // Another source while listening: Stop first, then Record once the box has redrawn (still within the few seconds
   // of the user's click that the browser allows the capture prompt).
   state.start = (source) => {
