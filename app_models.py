@@ -12,7 +12,7 @@ from genre_model.audio import AudioError, Waveform
 from genre_model.inference import GenreClassifier, Prediction
 from genre_model.loading import ModelNotFoundError, resolve_model_name
 from genre_model.registry import architecture, architectures
-from genre_model.routing import CLEAN_MODEL, ROOM_MODEL, SOURCES, RoomDetector, Router
+from genre_model.routing import CLEAN_MODEL, ROOM_MODEL, RoomDetector, Router, check_source
 
 log = logging.getLogger("genre-app")
 
@@ -81,8 +81,11 @@ def classify_clip(
     model: GenreClassifier | Router, wave: Waveform, with_features: bool = False, source: str = "auto"
 ) -> Prediction:
     """``model``'s prediction (a router's: by the sound's ``source``), or a `ClipProblem` for the user."""
-    if isinstance(model, Router) and source not in SOURCES:
-        raise ClipProblem(f"source must be one of {', '.join(SOURCES)}, not {source!r}.")
+    if isinstance(model, Router):
+        try:
+            check_source(source)
+        except ValueError as wrong:
+            raise ClipProblem(f"{wrong}.") from None
     try:
         if isinstance(model, Router):
             return model.predict(wave, source, with_features)

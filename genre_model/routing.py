@@ -25,6 +25,11 @@ CLEAN_MODEL, ROOM_MODEL = "musicnn-genre", "musicnn-room"  # the committed pair,
 DETECTOR_FILE = "room-detector.json"  # beside the clean model, whose log-mel it reads
 
 
+def check_source(source: str) -> None:
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+
+
 def band_statistics(logmel: np.ndarray) -> np.ndarray:
     """(windows, n_mels, frames) -> (windows, 3 n_mels): each band's mean over time less the window's mean level,
     its standard deviation over time and its mean absolute change from frame to frame."""
@@ -98,8 +103,7 @@ class Router:
 
     def choose(self, wave: Waveform, source: str = "auto") -> tuple[GenreClassifier, str]:
         """The classifier for ``wave`` from ``source`` (`SOURCES`), and why, in words."""
-        if source not in SOURCES:
-            raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+        check_source(source)
         if source == "file":
             return self.clean, "the clean model, for a file or this computer's sound"
         if source == "microphone":

@@ -86,7 +86,7 @@ def _room_windows(
 
 
 class _RoomBatches(torch.utils.data.IterableDataset):
-    """Every step's batch of the run, (step, clips, clean windows, windows heard in rooms), each drawn from its own
+    """Every step's batch of the run, (clips, clean windows, windows heard in rooms), each drawn from its own
     seed (run seed, step): the same batches whether DataLoader workers share the steps or the training loop makes
     them itself, so the room simulator runs on the spare cores without changing what is learnt."""
 
@@ -101,7 +101,7 @@ class _RoomBatches(torch.utils.data.IterableDataset):
             rng = np.random.default_rng([self.seed, step])
             clips = rng.choice(len(self.waves), size=self.cfg.batch_windows, p=self.draw)
             clean, heard = _room_windows(self.waves, clips, self.cfg, self.win, rng)
-            yield step, clips, torch.from_numpy(clean), torch.from_numpy(heard)
+            yield clips, torch.from_numpy(clean), torch.from_numpy(heard)
 
 
 def clip_probabilities(model: MusicnnGenre, waves: list[Waveform], procs: Processes = ONE) -> np.ndarray:
@@ -187,7 +187,7 @@ def distill(
         train_mode_keeping_statistics(model)
         losses = []
         for _ in tqdm(range(steps), desc=f"epoch {epoch}", unit="batch", leave=False, disable=not procs.is_main):
-            _, clips, clean, heard = next(stream)
+            clips, clean, heard = next(stream)
             clips, clean, heard = clips.numpy(), clean.to(device), heard.to(device)
             with torch.no_grad():
                 teacher_logits, teacher_tags = _outputs(teacher, clean)

@@ -54,7 +54,7 @@ class RunConfig:
     )
 
 
-def add_flags(parser: argparse.ArgumentParser, config: type, defaults: dict | None = None) -> None:
+def add_flags(parser: argparse.ArgumentParser, config: type) -> None:
     """One ``--flag`` per field of the dataclass ``config`` that has help metadata; fields without a default are
     required. A flag not given is left out of the parsed namespace (its default is the dataclass's)."""
     for f in dataclasses.fields(config):
@@ -62,8 +62,7 @@ def add_flags(parser: argparse.ArgumentParser, config: type, defaults: dict | No
             continue
         kwargs = {k: v for k, v in f.metadata.items() if k != "help"}
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        default = (defaults or {}).get(f.name, f.default)
-        shown = "" if required or default is None else f" (default: {default})"
+        shown = "" if required or f.default is None else f" (default: {f.default})"
         name = "--" + f.name.replace("_", "-")
         if "bool" in str(f.type):
             parser.add_argument(
