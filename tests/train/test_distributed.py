@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 
 from bench.serve import free_port
 from genre_model.audio import load_audio
-from genre_model.distributed import processes, start, stop
+from genre_model.distributed import Processes, processes
 from tests.conftest import GENRES3, chirp, noise, tone
 from tests.test_registry import ToyMean
 from tests.train.test_fit import musicnn_args, needs_musicnn
@@ -50,7 +50,11 @@ def _fit(rank: int, world: int, port: int, root: Path, out: Path, batch: int, ep
     """One rank (or a lone process): a seeded ToyMean fitted by `fit_network`; saves its final weights."""
     _as_rank(rank, world, port)
     torch.set_num_threads(1)
-    procs = start()
+    with processes() as procs:  # its barrier: no rank tears gloo down while another still saves
+        _fit_rank(procs, rank, root, out, batch, epochs, resume)
+
+
+def _fit_rank(procs: Processes, rank: int, root: Path, out: Path, batch: int, epochs: int, resume: bool) -> None:
     torch.manual_seed(0)
     model = ToyMean(replace(ToyMean.default_config(), genres=GENRES3))
     cfg = NetworkConfig(
@@ -68,7 +72,6 @@ def _fit(rank: int, world: int, port: int, root: Path, out: Path, batch: int, ep
     )
     fit_network(model, cfg, *_data(root), torch.device("cpu"), procs)
     torch.save(model.state_dict(), out / f"rank{rank}.pt")
-    stop(procs)
 
 
 def _leave(rank: int, world: int, port: int, out: Path) -> None:
@@ -210,14 +213,13 @@ def _fit_musicnn(rank: int, world: int, port: int, root: Path, out: Path) -> Non
 
     _as_rank(rank, world, port)
     torch.set_num_threads(1)
-    procs = start()
     cfg = parse_args([*musicnn_args(root, out), "--distill-epochs", "1"])
-    torch.manual_seed(0)
-    model = build_model("musicnn-genre", genres=GENRES3)
-    history, _ = schedule(model, cfg, *_data(root, model.config.sample_rate), torch.device("cpu"), procs)
-    torch.save(model.state_dict(), out / f"rank{rank}.pt")
-    (out / f"rank{rank}.json").write_text(json.dumps(history))
-    stop(procs)
+    with processes() as procs:
+        torch.manual_seed(0)
+        model = build_model("musicnn-genre", genres=GENRES3)
+        history, _ = schedule(model, cfg, *_data(root, model.config.sample_rate), torch.device("cpu"), procs)
+        torch.save(model.state_dict(), out / f"rank{rank}.pt")
+        (out / f"rank{rank}.json").write_text(json.dumps(history))
 
 
 @needs_musicnn
