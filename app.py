@@ -23,7 +23,7 @@ from genre_model.explain import OTHERS, explain, verdict
 from genre_model.inference import GenreClassifier, Prediction
 from genre_model.loading import ModelNotFoundError
 from genre_model.plots import explanation_figure, prediction_figures, probability_figure
-from live_view import build_live_tab
+from live_view import LIVE_LISTENERS_MAX, build_live_tab
 
 log = logging.getLogger("genre-app")
 ROOT = Path(__file__).resolve().parent
@@ -33,8 +33,15 @@ RUNNER_UP = "the runner-up"
 TAGS_SHOWN = 6
 # the answers are read from the back of a classroom, off a projector
 CSS = (
-    "#live-headline h2, #headline h2 {font-size: 3.2rem; line-height: 1.1;} #live-headline h2 {font-size: 4rem;}"
-    " #live-headline, #live-label {font-size: 1.6rem;} #clip-message {color: var(--error-text-color);}"
+    "#live-headline h2, #headline h2 {font-size: 3.2rem; line-height: 1.1;} #live-headline h2 {font-size: 4rem;"
+    " margin: .5rem 0;} #live-headline p, .live-status {font-size: 1.3rem;}"
+    " #clip-message {color: var(--error-text-color);}"
+    " .live-bar {display: flex; align-items: center; gap: .5rem; font-size: 1.2rem; margin: .15rem 0;}"
+    " .live-bar span:first-child {width: 6rem;} .live-bar b {height: 1.2rem; border-radius: 3px; min-width: 2px;}"
+    " .live-strip {display: flex; gap: 2px; height: 3rem; margin-top: 1rem;} .live-strip i {flex: 1;}"
+    " .live-legend {font-size: 1.1rem; margin-top: .3rem;}"
+    " #live-panel.paused #live-headline, #live-panel.paused .live-bars {opacity: .35;}"
+    " .live-paused {display: none; font-size: 1.3rem;} #live-panel.paused .live-paused {display: block;}"
 )
 CAPTURE_JS = (ROOT / "static" / "capture.js").read_text()
 
@@ -239,6 +246,7 @@ def main() -> None:
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         share=args.share,
         max_file_size="50mb",
+        max_threads=LIVE_LISTENERS_MAX + 40,  # Gradio runs at most this many events at once; a listener holds one
         css=CSS,
         head=f"<script>{CAPTURE_JS}</script>",
         footer_links=["api"],

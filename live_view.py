@@ -3,20 +3,24 @@ side is static/capture.js). Wired into the page by app.py."""
 
 from __future__ import annotations
 
+from html import escape
+
 import gradio as gr
 import numpy as np
 
 from genre_model.audio import AudioError
-from genre_model.inference import GenreClassifier
-from genre_model.live import LiveListener
-from genre_model.plots import probability_figure, timeline_figure
+from genre_model.inference import GenreClassifier, Segment
+from genre_model.live import Batcher, LiveListener, LiveReading
+from genre_model.plots import GENRE_COLORS
 
 LIVE_BUFFER_S = 6.0  # the live buffer: audio each live prediction reads
 LIVE_CONTEXT_S = 12.0  # the answer shown averages the predictions of this long
 LIVE_UPDATE_S = 0.9  # new audio between two live predictions
+LIVE_LISTENERS_MAX = 200  # listeners served at once; one more waits in the queue until another stops
 MICROPHONE = "the microphone"  # a source label (static/capture.js writes the same); the room model answers it
-IDLE = "Press **Microphone** or **This computer's sound** to start."
-PAUSED = "**Paused.** Press a button above to listen again."
+IDLE = "Press <b>Microphone</b> or <b>This computer's sound</b> to start."
+PAUSED = "<b>Paused.</b> Press a button above to listen again."  # shown while #live-panel has the class paused
+PAUSE_JS = "document.getElementById('live-panel').classList"  # paused: the last answer greyed out (app.py's CSS)
 LOOPBACK_HOWTO = """**No "This computer's sound" in your browser?** Route the computer's output to an input and
 choose it above. Windows: Sound settings → Recording → enable **Stereo Mix**. macOS: install **BlackHole** and send
 the output to it. Linux: choose **Monitor of …** (PulseAudio/PipeWire)."""
@@ -28,43 +32,91 @@ def level_meter(level_db: float) -> str:
     return "▮" * steps + "▯" * (10 - steps)
 
 
-def live_step(classifier: GenreClassifier, state: tuple[str, LiveListener] | None, chunk, source: str = MICROPHONE):
+def bars_html(probabilities: dict[str, float]) -> str:
+    """Every genre's probability as a bar, in the model's order (the rows stay put from one second to the next):
+    a few hundred bytes the page draws, instead of a chart built on the server every second for every listener."""
+    rows = "".join(
+        f'<div class="live-bar"><span>{genre}</span><b style="width:{100 * p:.1f}%;background:{GENRE_COLORS[genre]}">'
+        f"</b><span>{p:.0%}</span></div>"
+        for genre, p in probabilities.items()
+    )
+    top = max(probabilities, key=probabilities.get)
+    return f'<div class="live-bars" data-top="{top}">{rows}</div>'
+
+
+def timeline_html(history: list[Segment], seconds: float = 60.0) -> str:
+    """The last ``seconds`` of readings as a strip of cells, each in the colour of its top genre (hover: the time
+    and the genre's probability), with a legend of the genres it shows."""
+    now = history[-1].end_s
+    shown = [s for s in history if s.end_s > now - seconds]
+    cells = "".join(
+        f'<i style="background:{GENRE_COLORS[s.genre]};opacity:{0.35 + 0.65 * s.probabilities[s.genre]:.2f}" '
+        f'title="{s.end_s:.0f} s: {s.genre} {s.probabilities[s.genre]:.0%}"></i>'
+        for s in shown
+    )
+    genres = dict.fromkeys(s.genre for s in shown)
+    legend = " ".join(f'<span style="color:{GENRE_COLORS[g]}">■</span> {g}' for g in genres)
+    return f'<div class="live-strip">{cells}</div><div class="live-legend">{legend} · the last {seconds:.0f} s</div>'
+
+
+def panel_html(
+    status: str,
+    headline: str = "",
+    reason: str = "",
+    reading: LiveReading | None = None,
+    history: list[Segment] | None = None,
+) -> str:
+    """The whole Live answer as one piece of HTML: one output per step for Gradio to send, not six."""
+    parts = [f'<div class="live-paused">{PAUSED}</div><div class="live-status">{status}</div>']
+    if headline:
+        parts.append(f'<div id="live-headline"><h2>{escape(headline)}</h2><p>{escape(reason)}</p></div>')
+    if reading:
+        parts.append(bars_html(reading.probabilities))
+    if history:
+        parts.append(timeline_html(history))
+    return "".join(parts)
+
+
+def live_step(
+    classifier: GenreClassifier,
+    state: tuple[str, LiveListener] | None,
+    chunk,
+    source: str = MICROPHONE,
+    batcher: Batcher | None = None,
+):
     """Live view: add a chunk to the live buffer; about once a second, show the steady reading of the last
     `LIVE_CONTEXT_S` seconds. ``state``: the source and its listener; another source starts afresh, so nothing heard
-    from the last one (or by the other model) carries over. Outputs: state, status, headline, label, bars, timeline."""
+    from the last one (or by the other model) carries over. ``batcher``: classify with every other listener's
+    windows in one forward pass. Outputs: state, the panel's HTML (or a skip: nothing new to show)."""
     if chunk is None:
-        return state, *[gr.skip()] * 5
+        return state, gr.skip()
     fresh = state is None or state[0] != source
-    listener = LiveListener(classifier.sample_rate, LIVE_BUFFER_S, LIVE_CONTEXT_S) if fresh else state[1]
+    listener = LiveListener.for_classifier(classifier, buffer_s=LIVE_BUFFER_S, context_s=LIVE_CONTEXT_S)
+    listener = listener if fresh else state[1]
     state = (source, listener)
     rate, samples = chunk
     listener.push(rate, samples)
     needed = classifier.model.config.window_s
     if listener.heard_s < needed:  # no answer from a fraction of what the model needs; a fresh start clears the last
-        waiting = f"Listening to {source}: {listener.heard_s:.0f} of {needed:.0f} s…"
-        return state, waiting, *(("", None, None, None) if fresh else [gr.skip()] * 4)
+        return state, panel_html(f"Listening to {source}: {listener.heard_s:.0f} of {needed:.0f} s…")
     # Browsers may send chunks far smaller than stream_every (Gradio 6 sends 0.1 s ones from a mic inside a
-    # tab): keep every chunk, but classify at most once per LIVE_UPDATE_S of new audio.
-    if listener.history and listener.heard_s - listener.history[-1].end_s < LIVE_UPDATE_S:
-        return state, *[gr.skip()] * 5
+    # tab): keep every chunk, but classify at most once per LIVE_UPDATE_S of new audio (times the pace).
+    pace = batcher.pace if batcher else 1
+    if not listener.due(LIVE_UPDATE_S * pace):
+        return state, gr.skip()
     try:
-        reading = listener.read(classifier)
+        reading = listener.read(classifier, batcher)
     except AudioError:  # silence: say so, keep listening
-        return state, f"Listening to {source}: nothing to hear yet (silence).", "", None, gr.skip(), gr.skip()
+        return state, panel_html(f"Listening to {source}: nothing to hear yet (silence).")
+    heard = int(listener.heard_s)
     status = (
-        f"Listening to **{source}** with `{classifier.name}` · level {level_meter(reading.level_db)} · the answer "
-        f"covers the last {reading.context_s:.0f} s"
+        f"Listening to <b>{source}</b> with <code>{escape(classifier.name)}</code>, heard "
+        f"{heard // 60}:{heard % 60:02d} · level {level_meter(reading.level_db)} · the answer covers the last "
+        f"{reading.context_s:.0f} s"
     )
-    timeline = timeline_figure(listener.history, classifier.genres, title="")
-    top3 = dict(sorted(reading.probabilities.items(), key=lambda kv: -kv[1])[:3])
-    return (
-        state,
-        status,
-        f"## {reading.headline}\n{reading.reason}",
-        top3,
-        probability_figure(reading.probabilities, title=""),
-        timeline,
-    )
+    if pace > 1:  # past the server's capacity every listener reads less often, and is told so
+        status += f" · <b>the server is busy: a new answer every {pace} s</b>"
+    return state, panel_html(status, reading.headline, reading.reason, reading, listener.history)
 
 
 def build_live_tab(classifier: GenreClassifier, room: GenreClassifier | None = None) -> None:
@@ -85,18 +137,13 @@ def build_live_tab(classifier: GenreClassifier, room: GenreClassifier | None = N
         source = gr.Textbox(MICROPHONE, visible=False)
         listener = gr.State(None)
         mic = gr.Audio(sources=["microphone"], streaming=True, label="Listening", elem_id="live-audio")
-        live_status = gr.Markdown(IDLE)
-        live_headline = gr.Markdown(elem_id="live-headline")
-        live_label = gr.Label(num_top_classes=3, label="Now playing", show_heading=False, elem_id="live-label")
-        with gr.Row():
-            live_bars = gr.Plot(label="Probabilities")
-            live_timeline = gr.Plot(label="Genre over time", elem_id="live-timeline")
+        panel = gr.HTML(panel_html(IDLE), elem_id="live-panel")
         with gr.Accordion("Microphone input and loopback (other browsers)", open=False):
             gr.HTML(
                 '<label>Microphone input: <select aria-label="Microphone input"></select></label>', elem_id="live-input"
             )  # filled by static/capture.js
             gr.Markdown(LOOPBACK_HOWTO)
-        live_outputs = [listener, live_status, live_headline, live_label, live_bars, live_timeline]
+        live_outputs = [listener, panel]
         for button, kind, label in (
             (mic_button, "microphone", MICROPHONE),
             (computer_button, "computer", "this computer"),
@@ -104,24 +151,28 @@ def build_live_tab(classifier: GenreClassifier, room: GenreClassifier | None = N
             # static/capture.js picks the source and presses record, inside the user's click; the answer starts
             # afresh, so nothing heard from the last source (or by the other model) carries over
             button.click(None, None, source, js=f"() => (window.genreCapture.start('{kind}'), '{label}')")
-            button.click(
-                lambda: (None, "", None, None, None),
-                None,
-                live_outputs[:1] + live_outputs[2:],
-                api_visibility="private",
-            )
+            button.click(lambda: None, None, listener, api_visibility="private")
+
+        # one forward pass per moment for every listener of a model, whatever the number of listeners
+        computer = (classifier, Batcher(classifier))
+        microphone = (room, Batcher(room)) if room else computer
+
+        def step(state, chunk, src: str):
+            model, batcher = microphone if src == MICROPHONE else computer
+            return live_step(model, state, chunk, src, batcher)
+
         mic.stream(
-            lambda state, chunk, src: live_step(room if room and src == MICROPHONE else classifier, state, chunk, src),
+            step,
             [listener, mic, source],
             live_outputs,
             stream_every=1.0,
             time_limit=3600,
-            concurrency_limit=8,
+            concurrency_limit=LIVE_LISTENERS_MAX,  # a listener holds its slot while it listens: a class must fit
             show_progress="hidden",  # a timer over the big answer every second distracts a class
             api_name="live",
         )
         # every recording, however started (a source button, or the box's own Record after Stop: the microphone),
         # is labelled with what static/capture.js actually captures
-        mic.start_recording(None, None, source, js="() => window.genreCapture.label()")
-        mic.stop_recording(lambda: PAUSED, None, live_status, api_visibility="private")
-        reset.click(lambda: (None, IDLE, "", None, None, None), None, live_outputs, api_visibility="private")
+        mic.start_recording(None, None, source, js=f"() => ({PAUSE_JS}.remove('paused'), window.genreCapture.label())")
+        mic.stop_recording(None, None, None, js=f"() => {PAUSE_JS}.add('paused')")
+        reset.click(lambda: (None, panel_html(IDLE)), None, live_outputs, api_visibility="private")

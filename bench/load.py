@@ -32,7 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--requests", type=int, default=20, help="per user")
     parser.add_argument("--model", default=None)
+    parser.add_argument("--live", action="store_true", help="a class on Live instead (bench/live_load.py)")
+    parser.add_argument("--listeners", type=int, default=30, help="with --live")
+    parser.add_argument("--seconds", type=int, default=20, help="with --live: of music per listener")
     args = parser.parse_args(argv)
+    if args.live:
+        from .live_load import main as live_main
+
+        return live_main(args.listeners, args.seconds, args.model)
     from gradio_client import Client, handle_file
 
     with tempfile.TemporaryDirectory() as tmp, running_app(args.model) as app:

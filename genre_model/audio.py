@@ -75,7 +75,7 @@ def load_audio(
         raise AudioError(
             f"Cannot read audio from a {type(source).__name__}: give a file path or a (sample_rate, array) pair."
         )
-    _validate(samples, sample_rate, min_seconds)
+    validate(samples, sample_rate, min_seconds)
     return Waveform(samples, sample_rate, duration_s, len(samples) / sample_rate)
 
 
@@ -187,7 +187,8 @@ def _from_ffmpeg(path: Path, sample_rate: int, limit_s: float) -> tuple[np.ndarr
     return samples, len(samples) / sample_rate  # ffmpeg stops at limit_s: the full length is unknown
 
 
-def _validate(samples: np.ndarray, sample_rate: int, min_seconds: float) -> None:
+def validate(samples: np.ndarray, sample_rate: int, min_seconds: float = MIN_SECONDS) -> None:
+    """Raise `AudioError` for samples the model cannot analyze: empty, non-finite, too short or silent."""
     if samples.size == 0:
         raise AudioError("The audio is empty: it contains no samples. Record or upload a longer clip.")
     if not np.isfinite(samples).all():

@@ -154,6 +154,10 @@ class GenreClassifier:
             out[i, : len(chunk)] = chunk
         return out
 
+    def window_probabilities(self, windows: np.ndarray) -> np.ndarray:
+        """(n_windows, window_samples) -> genre probabilities (n_windows, n_genres)."""
+        return self._forward(windows, with_features=False)[1]
+
     @torch.inference_mode()
     def _forward(self, windows: np.ndarray, with_features: bool):
         """(n_windows, samples) -> log-mels (n_windows, n_mels, frames) or None, genre probabilities

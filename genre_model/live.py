@@ -1,23 +1,33 @@
-"""The state of the app's Live view: the live buffer (the last few seconds of audio, at the model's rate, that each
-live prediction reads), the history of predictions made on it, and a steadier reading of that history.
+"""The state of the app's Live view: the live buffer (the last few seconds of audio, at the model's rate), the model
+windows classified in it, and a steadier reading of their history; and `Batcher`, which classifies the windows of
+every listener that asks at about the same moment in one forward pass.
 
-One live buffer of music heard through a room flips between genres from one second to the next; the reading shown is
-the geometric mean (mean of log-probabilities) of every prediction of the last ``context_s`` seconds, and it says
-"too quiet" or "not sure" instead of a confident wrong genre.
+Each reading classifies one model window, the newest (ending where the audio ends), and reuses the windows earlier
+readings classified that still lie in the live buffer: the work per reading is one window whatever the buffer's
+length. The live buffer's prediction is the mean of those windows; one live buffer of music heard through a room
+flips between genres from one second to the next, so the reading shown is the geometric mean (mean of
+log-probabilities) of the live buffer's predictions over the last ``context_s`` seconds, and it says "too quiet" or
+"not sure" instead of a confident wrong genre.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 import soxr
 
-from .audio import to_mono_float
+from .audio import to_mono_float, validate
 from .explain import verdict
-from .inference import GenreClassifier, Prediction, Segment
+from .inference import GenreClassifier, Segment
 
 QUIET_DB = -50.0  # input level (dBFS over the last second) under which nothing can be told apart
+PACE_WINDOW_S = 5.0  # the pace follows the CPU use of this long
 
 
 @dataclass
@@ -28,23 +38,101 @@ class LiveReading:
     sure: bool
     level_db: float  # of the last second of input
     context_s: float  # seconds of audio the reading covers
-    prediction: Prediction  # the latest live buffer's own prediction
+
+
+class Batcher:
+    """Classifies model windows for many threads (Gradio runs each listener's step in its own), gathering what
+    arrives within ``gather_s`` into one forward pass on one thread: fewer, larger passes, and no two passes
+    competing for the cores. Each caller gets its own windows' probabilities, as the classifier alone gives them.
+
+    It also sets the pace: every listener reads once per ``pace`` steps (1 or 2). When this process has been
+    using more than ``busy_cores`` of CPU (Python runs the web server and the steps on about one core at a time),
+    everyone reads less often, the same for all, rather than every answer arriving later and later."""
+
+    MAX_PACE = 2
+
+    def __init__(
+        self, classifier: GenreClassifier, gather_s: float = 0.01, max_windows: int = 64, busy_cores: float = 0.95
+    ):
+        self.classifier, self.gather_s, self.max_windows = classifier, gather_s, max_windows
+        self.busy_cores = busy_cores
+        self.pace = 1
+        self.passes = 0  # forward passes run
+        self._jobs: queue.Queue[tuple[np.ndarray, Future]] = queue.Queue()
+        self._load: deque[tuple[float, float]] = deque()  # (wall clock, process CPU time) after recent passes
+        threading.Thread(target=self._serve, daemon=True, name=f"batcher-{classifier.name}").start()
+
+    def _set_pace(self) -> None:
+        now = time.monotonic()
+        self._load.append((now, time.process_time()))
+        while now - self._load[0][0] > PACE_WINDOW_S:
+            self._load.popleft()
+        (t0, cpu0), (t1, cpu1) = self._load[0], self._load[-1]
+        if t1 - t0 < 0.9 * PACE_WINDOW_S:  # too little seen since the last change: a burst is not a load
+            return
+        busy = (cpu1 - cpu0) / (t1 - t0)
+        if busy > self.busy_cores and self.pace < self.MAX_PACE or busy < 0.8 * self.busy_cores and self.pace > 1:
+            self.pace += 1 if busy > self.busy_cores else -1
+            self._load.clear()  # measure afresh at the new pace
+
+    def window_probabilities(self, windows: np.ndarray) -> np.ndarray:
+        """(n, window_samples) -> (n, n_genres); blocks until the pass that includes them is done."""
+        done: Future = Future()
+        self._jobs.put((windows, done))
+        return done.result()
+
+    def _serve(self) -> None:
+        while True:
+            jobs = [self._jobs.get()]
+            deadline = time.monotonic() + self.gather_s
+            while sum(len(w) for w, _ in jobs) < self.max_windows and (wait := deadline - time.monotonic()) > 0:
+                try:
+                    jobs.append(self._jobs.get(timeout=wait))
+                except queue.Empty:
+                    break
+            try:
+                probs = self.classifier.window_probabilities(np.concatenate([w for w, _ in jobs]))
+            except Exception as error:  # noqa: BLE001 - handed to the callers, the thread keeps serving
+                for _, done in jobs:
+                    done.set_exception(error)
+                continue
+            self.passes += 1
+            self._set_pace()
+            offsets = np.cumsum([0] + [len(w) for w, _ in jobs])
+            for (_, done), a, b in zip(jobs, offsets[:-1], offsets[1:]):
+                done.set_result(probs[a:b])
 
 
 class LiveListener:
     """Feed it chunks as they arrive (any rate; browsers send 48 kHz); its live buffer keeps the last ``buffer_s``
     seconds, resampled with one continuous soxr stream so chunk edges leave no artefacts."""
 
-    def __init__(self, sample_rate: int, buffer_s: float = 6.0, context_s: float = 12.0, max_history: int = 120):
-        self.sample_rate = sample_rate
+    def __init__(
+        self,
+        sample_rate: int,
+        window_samples: int,
+        buffer_s: float = 6.0,
+        context_s: float = 12.0,
+        max_history: int = 120,
+    ):
+        if buffer_s * sample_rate < window_samples:
+            raise ValueError(f"A live buffer of {buffer_s} s cannot hold one model window.")
+        self.sample_rate, self.window = sample_rate, window_samples
         self.capacity = int(buffer_s * sample_rate)
         self.context_s = context_s
         self.max_history = max_history
         self.samples = np.zeros(0, np.float32)
+        self.total = 0  # samples at the model's rate received so far: the stream's clock
         self.heard_s = 0.0  # total input seconds received
-        self.history: list[Segment] = []
+        self.windows: list[tuple[int, np.ndarray]] = []  # (end in the stream, probabilities), those in the buffer
+        self.history: list[Segment] = []  # the live buffer's prediction at each reading, in stream seconds
+        self._read_at: tuple[int, float] | None = None  # the stream's clock and the time at the last reading
         self._rate: int | None = None
         self._resampler: soxr.ResampleStream | None = None
+
+    @classmethod
+    def for_classifier(cls, classifier: GenreClassifier, **kwargs) -> LiveListener:
+        return cls(classifier.sample_rate, classifier.model.config.window_samples, **kwargs)
 
     def push(self, rate: int, chunk: np.ndarray) -> None:
         mono = to_mono_float(np.asarray(chunk))
@@ -53,6 +141,7 @@ class LiveListener:
             self._resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32", quality="HQ")
         resampled = self._resampler.resample_chunk(mono) if rate != self.sample_rate else mono
         self.samples = np.concatenate([self.samples, resampled])[-self.capacity :]
+        self.total += len(resampled)
         self.heard_s += len(mono) / rate
 
     @property
@@ -61,26 +150,39 @@ class LiveListener:
         last = self.samples[-self.sample_rate :]
         return float(10 * np.log10(np.mean(last.astype(np.float64) ** 2) + 1e-12)) if len(last) else -120.0
 
-    def classify(self, classifier: GenreClassifier) -> Prediction:
-        """Classify the live buffer and append the result to the history (raises `AudioError`)."""
-        seconds = len(self.samples) / self.sample_rate
-        prediction = classifier.predict((self.sample_rate, self.samples))
-        self.history.append(Segment(self.heard_s - seconds, self.heard_s, prediction.probabilities))
-        del self.history[: -self.max_history]
-        return prediction
+    def due(self, every_s: float) -> bool:
+        """A whole model window has been heard, and ``every_s`` seconds of new audio, or of time, since the last
+        reading (a busy server may drop chunks: the time keeps the answers coming)."""
+        if self.total < self.window - self.sample_rate // 20:  # the resampler holds back a few milliseconds
+            return False
+        if self._read_at is None:
+            return True
+        return (
+            self.total - self._read_at[0] >= every_s * self.sample_rate
+            or time.monotonic() - self._read_at[1] >= every_s
+        )
 
-    def read(self, classifier: GenreClassifier) -> LiveReading:
-        """Classify the live buffer and give the steady reading of the last ``context_s`` seconds
-        (raises `AudioError` for audio that cannot be analyzed)."""
+    def read(self, classifier: GenreClassifier, batcher: Batcher | None = None) -> LiveReading:
+        """Classify the newest model window (through ``batcher`` if given), and give the steady reading of the last
+        ``context_s`` seconds. Raises `AudioError` for a live buffer that cannot be analyzed (silence)."""
+        self._read_at = (self.total, time.monotonic())
         level = self.level_db
-        prediction = self.classify(classifier)
-        recent = [s for s in self.history if s.end_s > self.heard_s - self.context_s]
+        validate(self.samples, self.sample_rate)
+        newest = np.pad(self.samples[-self.window :], (max(0, self.window - len(self.samples)), 0))[None]
+        self.windows.append((self.total, (batcher or classifier).window_probabilities(newest)[0]))
+        self.windows = [(end, p) for end, p in self.windows if end - self.window >= self.total - self.capacity]
+        mean = np.mean([p for _, p in self.windows], axis=0)
+        now_s = self.total / self.sample_rate
+        first_s = (self.windows[0][0] - self.window) / self.sample_rate
+        self.history.append(Segment(first_s, now_s, dict(zip(classifier.genres, map(float, mean / mean.sum())))))
+        del self.history[: -self.max_history]
+        recent = [s for s in self.history if s.end_s > now_s - self.context_s]
         logs = np.log(np.array([list(s.probabilities.values()) for s in recent]) + 1e-9).mean(axis=0)
         probs = np.exp(logs - logs.max())
-        probabilities = dict(zip(prediction.probabilities, map(float, probs / probs.sum())))
-        covered = min(self.heard_s, recent[-1].end_s - recent[0].start_s)
+        probabilities = dict(zip(classifier.genres, map(float, probs / probs.sum())))
+        covered = recent[-1].end_s - recent[0].start_s
         if level < QUIET_DB:
             headline, reason, sure = "Too quiet to tell", "Turn the music up or bring the microphone closer.", False
         else:
             headline, reason, sure = verdict(probabilities, classifier.model.config.entropy_threshold)
-        return LiveReading(probabilities, headline, reason, sure, level, covered, prediction)
+        return LiveReading(probabilities, headline, reason, sure, level, covered)

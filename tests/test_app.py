@@ -1,8 +1,8 @@
 import json
 import os
+import re
 from pathlib import Path
 
-import gradio as gr
 import numpy as np
 import pytest
 
@@ -10,6 +10,7 @@ import app
 import live_view
 from genre_model.config import GTZAN_GENRES as GENRES
 from genre_model.inference import GenreClassifier
+from genre_model.live import Batcher
 from genre_model.loading import DEFAULT_MODEL, WEIGHTS_DIR
 from genre_model.musicnn import MSD_TAGS
 from tests.conftest import chirp, noise
@@ -87,17 +88,19 @@ def test_compare_handler_runs_every_model(models, write_audio):
 )
 def test_live_handler_follows_chunks_of_either_source(models, source, rate, make_chunk):
     audio = make_chunk(noise(5.0, sr=rate))
-    state, outputs = None, []
+    state, panels = None, []
     for i in range(0, len(audio), rate):  # one chunk per second, as stream_every=1.0 sends
-        state, *out = live_view.live_step(models.main, state, (rate, audio[i : i + rate]), source)
-        outputs.append(out)
-    assert "1 of 3 s" in outputs[0][0] and outputs[0][1:] == ["", None, None, None]  # a fresh start: cleared
-    assert "2 of 3 s" in outputs[1][0] and all(isinstance(o, type(gr.skip())) for o in outputs[1][1:])  # no answer yet
-    status, headline, label, bars, timeline = outputs[-1]
-    assert f"Listening to **{source}**" in status and "covers the last 5 s" in status
-    assert headline.startswith("## ") and len(label) == 3 and set(label) <= set(models.main.genres)
-    assert sum(bars.data[0].x) == pytest.approx(100, abs=0.1)  # every genre's smoothed probability
-    assert state[0] == source and len(state[1].history) == 3 and len(timeline.data) == 4  # top 3 genres and the rest
+        state, panel = live_view.live_step(models.main, state, (rate, audio[i : i + rate]), source)
+        panels.append(panel)
+    assert "1 of 3 s" in panels[0] and "live-headline" not in panels[0]  # a fresh start: no answer left over
+    assert "2 of 3 s" in panels[1]
+    last = panels[-1]
+    assert f"Listening to <b>{source}</b>" in last and "heard 0:05" in last and "covers the last 5 s" in last
+    assert '<div id="live-headline"><h2>' in last
+    widths = [float(w) for w in re.findall(r"width:([\d.]+)%", last)]
+    assert len(widths) == len(models.main.genres) and sum(widths) == pytest.approx(100, abs=0.5)  # every genre
+    assert re.search(r'data-top="(\w+)"', last)[1] in models.main.genres
+    assert state[0] == source and len(state[1].history) == 3 and last.count("<i style") == 3  # a cell per reading
     assert state[1].heard_s == pytest.approx(5.0)
 
 
@@ -105,24 +108,34 @@ def test_live_handler_starts_afresh_for_another_source(models):
     """Nothing heard from one source carries over to the next: its buffer, history and answer are cleared."""
     state = None
     for _ in range(4):
-        state, *_ = live_view.live_step(models.main, state, (48_000, (noise(1.0, sr=48_000) * 20_000).astype(np.int16)))
+        state, _ = live_view.live_step(models.main, state, (48_000, (noise(1.0, sr=48_000) * 20_000).astype(np.int16)))
     assert state[1].history
-    state, status, headline, label, bars, timeline = live_view.live_step(
-        models.main, state, (48_000, np.zeros(48_000, np.int16)), "this computer"
-    )
+    state, panel = live_view.live_step(models.main, state, (48_000, np.zeros(48_000, np.int16)), "this computer")
     assert state[0] == "this computer" and state[1].heard_s == pytest.approx(1.0) and not state[1].history
-    assert "1 of 3 s" in status and (headline, label, bars, timeline) == ("", None, None, None)
+    assert "1 of 3 s" in panel and "live-headline" not in panel
 
 
 def test_live_handler_says_silence_and_too_quiet(models):
     state = None
     for _ in range(4):
-        state, status, *_ = live_view.live_step(models.main, state, (48_000, np.zeros(48_000, np.int16)))
-    assert "silence" in status
+        state, panel = live_view.live_step(models.main, state, (48_000, np.zeros(48_000, np.int16)))
+    assert "silence" in panel
     state = None
     for _ in range(4):  # -66 dBFS: there, but too quiet to tell anything
-        state, status, headline, *_ = live_view.live_step(models.main, state, (48_000, (noise(1.0, sr=48_000) * 0.002)))
-    assert "Too quiet" in headline
+        state, panel = live_view.live_step(models.main, state, (48_000, (noise(1.0, sr=48_000) * 0.002)))
+    assert "Too quiet" in panel
+
+
+def test_live_handler_says_when_the_server_is_busy(models):
+    batcher = Batcher(models.main)
+    batcher.pace = 2  # as a busy server sets it
+    state, panels = None, []
+    for _ in range(7):
+        state, panel = live_view.live_step(models.main, state, (48_000, (noise(1.0, sr=48_000) * 0.3)), "x", batcher)
+        panels.append(panel)
+    answered = [i for i, p in enumerate(panels) if isinstance(p, str) and "live-headline" in p]
+    assert answered == [2, 4, 6]  # every other second
+    assert all("busy: a new answer every 2 s" in panels[i] for i in answered)
 
 
 def test_server_classify_endpoint_and_recovery(server, write_audio, tmp_path):

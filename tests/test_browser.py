@@ -154,7 +154,7 @@ def test_browser_live_tab_follows_the_microphone(server, fake_mic_browser, tmp_p
     page.wait_for_function(
         "t => !document.body.innerText.includes(t)", arg=first, timeout=60_000
     )  # a later update replaced the first one
-    assert page.locator("#live-label dt.text").first.inner_text().strip() in GENRES  # the top genre
+    assert page.locator("#live-panel .live-bars").get_attribute("data-top") in GENRES  # the top genre
     page.locator("#live-audio button.stop-button").click()
     page.wait_for_selector("text=Paused", timeout=30_000)
 
@@ -181,8 +181,8 @@ ANSWERING = {"computer": "musicnn-genre", "microphone": "musicnn-room"}  # the c
 
 @pytest.mark.parametrize("played", ["computer", "microphone"])
 def test_browser_live_tab_records_the_chosen_source(tmp_path, played):
-    """One source plays the metal example and the other is silent: the played source's button gets metal on the
-    Live label from its model (the room model for the microphone), Stop pauses and ends the share, and the silent
+    """One source plays the metal example and the other is silent: the played source's button gets metal on top of the
+    Live bars from its model (the room model for the microphone), Stop pauses and ends the share, and the silent
     source's button then hears silence. (Before the fix, "This computer's sound" recorded the microphone while the
     page said "this computer".)"""
     import soundfile as sf
@@ -203,16 +203,16 @@ def test_browser_live_tab_records_the_chosen_source(tmp_path, played):
         page.get_by_role("button", name=BUTTON[played], exact=True).click()
         page.wait_for_selector(f"text={LISTENING[played]}", timeout=60_000)
         assert page.evaluate("() => window.genreCapture.stream.getVideoTracks().length") == 0  # video dropped
-        top_is = "g => document.querySelector('#live-label dt.text')?.innerText.trim() === g"  # the top genre
+        top_is = "g => document.querySelector('#live-panel .live-bars')?.dataset.top === g"  # the top genre
         page.wait_for_function(top_is, arg="metal", timeout=60_000)
         settled = time.perf_counter() - start
-        page.wait_for_selector("#live-timeline .js-plotly-plot .scatterlayer", timeout=30_000)
+        page.wait_for_selector("#live-panel .live-strip i", timeout=30_000)
         page.screenshot(path=str(shots / f"live-{played}.png"), full_page=True)
         assert f"{LISTENING[played]} with {ANSWERING[played]}" in page.locator("body").inner_text()
         page.get_by_role("button", name=BUTTON[silenced], exact=True).click()  # switched while listening
         page.wait_for_selector(f"text={LISTENING[silenced]}", timeout=60_000)
         page.wait_for_function(  # a new source starts afresh: the last one's answer is gone
-            "() => !document.querySelector('#live-headline').innerText.includes('metal')", timeout=30_000
+            "() => !document.querySelector('#live-headline')?.innerText.includes('metal')", timeout=30_000
         )
         page.wait_for_selector("text=nothing to hear yet (silence)", timeout=60_000)
         page.screenshot(path=str(shots / f"live-{silenced}-silent.png"), full_page=True)
@@ -223,4 +223,4 @@ def test_browser_live_tab_records_the_chosen_source(tmp_path, played):
             page.locator("#live-audio button.record-button").click()
             page.wait_for_selector(f"text={LISTENING['microphone']}", timeout=60_000)
             page.wait_for_selector("text=nothing to hear yet (silence)", timeout=60_000)
-    print(f"{played}: metal on the Live label {settled:.1f} s after the click")
+    print(f"{played}: metal on top of the Live bars {settled:.1f} s after the click")
