@@ -11,7 +11,7 @@ import numpy as np
 from genre_model.audio import AudioError
 from genre_model.inference import GenreClassifier, Segment
 from genre_model.live import Batcher, LiveListener, LiveReading
-from genre_model.plots import GENRE_COLORS
+from genre_model.plots import genre_color
 
 LIVE_BUFFER_S = 6.0  # the live buffer: audio each live prediction reads
 LIVE_CONTEXT_S = 12.0  # the answer shown averages the predictions of this long
@@ -36,12 +36,12 @@ def bars_html(probabilities: dict[str, float]) -> str:
     """Every genre's probability as a bar, in the model's order (the rows stay put from one second to the next):
     a few hundred bytes the page draws, instead of a chart built on the server every second for every listener."""
     rows = "".join(
-        f'<div class="live-bar"><span>{genre}</span><b style="width:{100 * p:.1f}%;background:{GENRE_COLORS[genre]}">'
-        f"</b><span>{p:.0%}</span></div>"
+        f'<div class="live-bar"><span>{escape(genre)}</span>'
+        f'<b style="width:{100 * p:.1f}%;background:{genre_color(genre)}"></b><span>{p:.0%}</span></div>'
         for genre, p in probabilities.items()
     )
     top = max(probabilities, key=probabilities.get)
-    return f'<div class="live-bars" data-top="{top}">{rows}</div>'
+    return f'<div class="live-bars" data-top="{escape(top)}">{rows}</div>'
 
 
 def timeline_html(history: list[Segment], seconds: float = 60.0) -> str:
@@ -50,12 +50,12 @@ def timeline_html(history: list[Segment], seconds: float = 60.0) -> str:
     now = history[-1].end_s
     shown = [s for s in history if s.end_s > now - seconds]
     cells = "".join(
-        f'<i style="background:{GENRE_COLORS[s.genre]};opacity:{0.35 + 0.65 * s.probabilities[s.genre]:.2f}" '
-        f'title="{s.end_s:.0f} s: {s.genre} {s.probabilities[s.genre]:.0%}"></i>'
+        f'<i style="background:{genre_color(s.genre)};opacity:{0.35 + 0.65 * s.probabilities[s.genre]:.2f}" '
+        f'title="{s.end_s:.0f} s: {escape(s.genre)} {s.probabilities[s.genre]:.0%}"></i>'
         for s in shown
     )
     genres = dict.fromkeys(s.genre for s in shown)
-    legend = " ".join(f'<span style="color:{GENRE_COLORS[g]}">■</span> {g}' for g in genres)
+    legend = " ".join(f'<span style="color:{genre_color(g)}">■</span> {escape(g)}' for g in genres)
     return f'<div class="live-strip">{cells}</div><div class="live-legend">{legend} · the last {seconds:.0f} s</div>'
 
 

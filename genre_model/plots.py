@@ -25,7 +25,7 @@ MAX_POINTS = 2000
 _LAYOUT = dict(margin=dict(l=60, r=20, t=40, b=40), template="plotly_white")
 
 
-def _color(genre: str) -> str:
+def genre_color(genre: str) -> str:
     return GENRE_COLORS.get(genre, "#636efa")
 
 
@@ -150,7 +150,7 @@ def probability_figure(probabilities: dict[str, float], title: str = "") -> go.F
             x=probs,
             y=genres,
             orientation="h",
-            marker_color=[_color(g) for g in genres],
+            marker_color=[genre_color(g) for g in genres],
             text=[f"{p:.0f}%" for p in probs],
             textposition="outside",
             cliponaxis=False,
@@ -167,7 +167,7 @@ def timeline_figure(segments: list[Segment], genres: list[str], title: str = "",
     t = [(s.start_s + s.end_s) / 2 for s in segments]
     mean = {g: np.mean([s.probabilities[g] for s in segments]) for g in genres}
     top = sorted(genres, key=lambda g: -mean[g])[:colored]
-    bands = [(g, [100 * s.probabilities[g] for s in segments], _color(g)) for g in top]
+    bands = [(g, [100 * s.probabilities[g] for s in segments], genre_color(g)) for g in top]
     rest = [100 * sum(p for g, p in s.probabilities.items() if g not in top) for s in segments]
     bands.append(("other genres", rest, "#c7c7c7"))
     fig = go.Figure(
