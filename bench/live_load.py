@@ -171,8 +171,10 @@ def through_app(listeners: int, seconds: int, model: str | None = None) -> dict:
         wall = time.monotonic() - t0
         cpu, peak = _cpu_seconds(app.pid) - cpu0, _peak_rss_mb(app.pid)
         mine = sum(os.times()[:4]) - sum(mine0[:4])  # this process and its driver processes
+    paces = [line.split("Live: ", 1)[1] for line in app.output.splitlines() if "Live: " in line]
     return {
         **_summary(result, seconds),
+        "pace_changes": paces,  # the server's own log: when every listener began reading less (or more) often
         "server_cpu_cores_busy": round(cpu / wall, 2),
         "server_peak_rss_mb": round(peak),
         "driver_cpu_cores_busy": round(mine / wall, 2),  # this process, the class's browsers, on the same cores

@@ -12,6 +12,7 @@ log-probabilities) of the live buffer's predictions over the last ``context_s`` 
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -26,6 +27,7 @@ from .audio import to_mono_float, validate
 from .explain import verdict
 from .inference import GenreClassifier, Segment
 
+log = logging.getLogger(__name__)
 QUIET_DB = -50.0  # input level (dBFS over the last second) under which nothing can be told apart
 PACE_WINDOW_S = 5.0  # the pace follows the CPU use of this long
 
@@ -45,14 +47,15 @@ class Batcher:
     arrives within ``gather_s`` into one forward pass on one thread: fewer, larger passes, and no two passes
     competing for the cores. Each caller gets its own windows' probabilities, as the classifier alone gives them.
 
-    It also sets the pace: every listener reads once per ``pace`` steps (1 or 2). When this process has been
-    using more than ``busy_cores`` of CPU (Python runs the web server and the steps on about one core at a time),
-    everyone reads less often, the same for all, rather than every answer arriving later and later."""
+    It also sets the pace: every listener reads once per ``pace`` steps (1 or 2). When this process has used more
+    than ``busy_cores`` of CPU (Python runs the web server and the steps on about one core at a time) for twice
+    ``PACE_WINDOW_S``, everyone reads less often, the same for all, rather than every answer arriving later and
+    later; a burst (a class pressing Start together) does not count."""
 
     MAX_PACE = 2
 
     def __init__(
-        self, classifier: GenreClassifier, gather_s: float = 0.01, max_windows: int = 64, busy_cores: float = 0.95
+        self, classifier: GenreClassifier, gather_s: float = 0.01, max_windows: int = 64, busy_cores: float = 1.25
     ):
         self.classifier, self.gather_s, self.max_windows = classifier, gather_s, max_windows
         self.busy_cores = busy_cores
@@ -60,6 +63,7 @@ class Batcher:
         self.passes = 0  # forward passes run
         self._jobs: queue.Queue[tuple[np.ndarray, Future]] = queue.Queue()
         self._load: deque[tuple[float, float]] = deque()  # (wall clock, process CPU time) after recent passes
+        self._busy_since: float | None = None  # over busy_cores without a break since then
         threading.Thread(target=self._serve, daemon=True, name=f"batcher-{classifier.name}").start()
 
     def _set_pace(self) -> None:
@@ -68,12 +72,16 @@ class Batcher:
         while now - self._load[0][0] > PACE_WINDOW_S:
             self._load.popleft()
         (t0, cpu0), (t1, cpu1) = self._load[0], self._load[-1]
-        if t1 - t0 < 0.9 * PACE_WINDOW_S:  # too little seen since the last change: a burst is not a load
+        if t1 - t0 < 0.9 * PACE_WINDOW_S:  # too little seen since the last change
             return
         busy = (cpu1 - cpu0) / (t1 - t0)
-        if busy > self.busy_cores and self.pace < self.MAX_PACE or busy < 0.8 * self.busy_cores and self.pace > 1:
-            self.pace += 1 if busy > self.busy_cores else -1
+        self._busy_since = (self._busy_since or now) if busy > self.busy_cores else None
+        slower = self._busy_since is not None and now - self._busy_since >= PACE_WINDOW_S  # a load, not a burst
+        if slower and self.pace < self.MAX_PACE or busy < 0.8 * self.busy_cores and self.pace > 1:
+            self.pace += 1 if slower else -1
+            log.info("Live: %.2f cores busy, every listener now reads once per %d steps", busy, self.pace)
             self._load.clear()  # measure afresh at the new pace
+            self._busy_since = None
 
     def window_probabilities(self, windows: np.ndarray) -> np.ndarray:
         """(n, window_samples) -> (n, n_genres); blocks until the pass that includes them is done."""

@@ -87,7 +87,7 @@ def test_pace_slows_every_listener_when_the_process_is_busy_and_recovers(classif
     monkeypatch.setattr(live.time, "monotonic", lambda: clock["wall"])
     monkeypatch.setattr(live.time, "process_time", lambda: clock["cpu"])
     batcher = Batcher(classifier, busy_cores=0.9)
-    for cores, pace in ((0.5, 1), (1.5, 2), (1.5, 2), (0.5, 1)):  # at most pace 2
+    for cores, pace in ((0.5, 1), (1.5, 1), (1.5, 2), (1.5, 2), (0.5, 1)):  # a load lasts 10 s; at most pace 2
         for _ in range(12):
             clock["wall"] += 0.5
             clock["cpu"] += 0.5 * cores
