@@ -38,9 +38,13 @@ CSS = (
     " #clip-message {color: var(--error-text-color);}"
     " .live-bar {display: flex; align-items: center; gap: .5rem; font-size: 1.2rem; margin: .15rem 0;}"
     " .live-bar span:first-child {width: 6rem;} .live-bar b {height: 1.2rem; border-radius: 3px; min-width: 2px;}"
-    " .live-strip {display: flex; gap: 2px; height: 3rem; margin-top: 1rem;} .live-strip i {flex: 1;}"
-    " .live-legend {font-size: 1.1rem; margin-top: .3rem;}"
-    " #live-panel.paused #live-headline, #live-panel.paused .live-bars {opacity: .35;}"
+    " .live-strip {display: flex; justify-content: flex-end; height: 3rem; margin-top: 1rem; background: #8881;}"
+    " .live-strip i {flex: none; box-shadow: inset -1px 0 #fff8;}"
+    " .live-legend {display: flex; justify-content: space-between; font-size: 1.1rem; margin-top: .3rem;}"
+    " #live-panel.paused :is(#live-headline, .live-bars, .live-strip, .live-legend) {opacity: .35;}"
+    " #live-panel.paused .live-status {display: none;}"
+    " .live-level {display: inline-block; width: 6rem; height: .8rem; background: #8884; vertical-align: middle;}"
+    " .live-level b {display: block; height: 100%; background: #2a2;}"
     " .live-paused {display: none; font-size: 1.3rem;} #live-panel.paused .live-paused {display: block;}"
 )
 CAPTURE_JS = (ROOT / "static" / "capture.js").read_text()

@@ -27,9 +27,9 @@ the output to it. Linux: choose **Monitor of …** (PulseAudio/PipeWire)."""
 
 
 def level_meter(level_db: float) -> str:
-    """A ten-step text meter from -60 to 0 dBFS."""
-    steps = int(np.clip((level_db + 60) / 6, 0, 10))
-    return "▮" * steps + "▯" * (10 - steps)
+    """A bar from -60 to 0 dBFS, drawn by the page (text glyphs for a meter are missing from some fonts)."""
+    fill = float(np.clip((level_db + 60) / 60, 0, 1))
+    return f'<span class="live-level" title="{level_db:.0f} dBFS"><b style="width:{100 * fill:.0f}%"></b></span>'
 
 
 def bars_html(probabilities: dict[str, float]) -> str:
@@ -45,18 +45,21 @@ def bars_html(probabilities: dict[str, float]) -> str:
 
 
 def timeline_html(history: list[Segment], seconds: float = 60.0) -> str:
-    """The last ``seconds`` of readings as a strip of cells, each in the colour of its top genre (hover: the time
-    and the genre's probability), with a legend of the genres it shows."""
+    """The last ``seconds`` of readings on a time axis ending now: a cell per reading, as wide as the time since the
+    one before, in the colour of its top genre (hover: the time and the genre's probability), with a legend."""
     now = history[-1].end_s
     shown = [s for s in history if s.end_s > now - seconds]
+    ends = [max(now - seconds, shown[0].end_s - 1.0)] + [s.end_s for s in shown]
     cells = "".join(
-        f'<i style="background:{genre_color(s.genre)};opacity:{0.35 + 0.65 * s.probabilities[s.genre]:.2f}" '
+        f'<i style="width:{100 * (end - before) / seconds:.2f}%;background:{genre_color(s.genre)};'
+        f'opacity:{0.35 + 0.65 * s.probabilities[s.genre]:.2f}" '
         f'title="{s.end_s:.0f} s: {escape(s.genre)} {s.probabilities[s.genre]:.0%}"></i>'
-        for s in shown
+        for s, before, end in zip(shown, ends, ends[1:])
     )
     genres = dict.fromkeys(s.genre for s in shown)
     legend = " ".join(f'<span style="color:{genre_color(g)}">■</span> {escape(g)}' for g in genres)
-    return f'<div class="live-strip">{cells}</div><div class="live-legend">{legend} · the last {seconds:.0f} s</div>'
+    axis = f"<span>{seconds:.0f} s ago</span><span>{legend}</span><span>now</span>"
+    return f'<div class="live-strip">{cells}</div><div class="live-legend">{axis}</div>'
 
 
 def panel_html(
@@ -110,7 +113,7 @@ def live_step(
         return state, panel_html(f"Listening to {source}: nothing to hear yet (silence).")
     heard = int(listener.heard_s)
     status = (
-        f"Listening to <b>{source}</b> with <code>{escape(classifier.name)}</code>, heard "
+        f"Listening to <b>{source}</b> with {escape(classifier.name)}, heard "
         f"{heard // 60}:{heard % 60:02d} · level {level_meter(reading.level_db)} · the answer covers the last "
         f"{reading.context_s:.0f} s"
     )

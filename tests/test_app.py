@@ -97,8 +97,11 @@ def test_live_handler_follows_chunks_of_either_source(models, source, rate, make
     last = panels[-1]
     assert f"Listening to <b>{source}</b>" in last and "heard 0:05" in last and "covers the last 5 s" in last
     assert '<div id="live-headline"><h2>' in last
-    widths = [float(w) for w in re.findall(r"width:([\d.]+)%", last)]
+    bars, strip = last.split('class="live-bars"')[1].split('class="live-strip"')
+    widths = [float(w) for w in re.findall(r"width:([\d.]+)%", bars)]
     assert len(widths) == len(models.main.genres) and sum(widths) == pytest.approx(100, abs=0.5)  # every genre
+    cells = [float(w) for w in re.findall(r"width:([\d.]+)%", strip)]  # on a 60 s axis: a reading a second
+    assert cells == pytest.approx([100 / 60] * 3, abs=0.05)
     assert re.search(r'data-top="(\w+)"', last)[1] in models.main.genres
     assert state[0] == source and len(state[1].history) == 3 and last.count("<i style") == 3  # a cell per reading
     assert state[1].heard_s == pytest.approx(5.0)
