@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+from html import escape
 from pathlib import Path
 
 import gradio as gr
@@ -19,11 +21,11 @@ from gradio import FileData
 
 from app_models import AppModels, ClipProblem, classify_clip, load_clip, load_models
 from genre_model.audio import AUDIO_SUFFIXES
-from genre_model.explain import OTHERS, explain, verdict
+from genre_model.explain import OTHERS, explain
 from genre_model.inference import GenreClassifier, Prediction
 from genre_model.loading import ModelNotFoundError
-from genre_model.plots import explanation_figure, prediction_figures, probability_figure
-from live_view import LIVE_LISTENERS_MAX, build_live_tab
+from genre_model.plots import explanation_figure, prediction_figures
+from live_view import LIVE_LISTENERS_MAX, bars_html, build_live_tab
 
 log = logging.getLogger("genre-app")
 ROOT = Path(__file__).resolve().parent
@@ -31,22 +33,7 @@ EXAMPLES_DIR = ROOT / "examples"  # CC BY / BY-SA / public-domain excerpts, cred
 PREDICTED = "the predicted genre"
 RUNNER_UP = "the runner-up"
 TAGS_SHOWN = 6
-# the answers are read from the back of a classroom, off a projector
-CSS = (
-    "#live-headline h2, #headline h2 {font-size: 3.2rem; line-height: 1.1;} #live-headline h2 {font-size: 4rem;"
-    " margin: .5rem 0;} #live-headline p, .live-status {font-size: 1.3rem;}"
-    " #clip-message {color: var(--error-text-color);}"
-    " .live-bar {display: flex; align-items: center; gap: .5rem; font-size: 1.2rem; margin: .15rem 0;}"
-    " .live-bar span:first-child {width: 6rem;} .live-bar b {height: 1.2rem; border-radius: 3px; min-width: 2px;}"
-    " .live-strip {display: flex; justify-content: flex-end; height: 3rem; margin-top: 1rem; background: #8881;}"
-    " .live-strip i {flex: none; box-shadow: inset -1px 0 #fff8;}"
-    " .live-legend {display: flex; justify-content: space-between; font-size: 1.1rem; margin-top: .3rem;}"
-    " #live-panel.paused :is(#live-headline, .live-bars, .live-strip, .live-legend) {opacity: .35;}"
-    " #live-panel.paused .live-status {display: none;}"
-    " .live-level {display: inline-block; width: 6rem; height: .8rem; background: #8884; vertical-align: middle;}"
-    " .live-level b {display: block; height: 100%; background: #2a2;}"
-    " .live-paused {display: none; font-size: 1.3rem;} #live-panel.paused .live-paused {display: block;}"
-)
+CSS = (ROOT / "static" / "app.css").read_text()
 CAPTURE_JS = (ROOT / "static" / "capture.js").read_text()
 
 
@@ -65,10 +52,10 @@ def shown(handler, n_outputs: int):
 
 def headline(p: Prediction, classifier: GenreClassifier) -> str:
     """The verdict by ``classifier``'s (the answering model's) confidence rule, and what was analyzed by which."""
-    title, reason, _ = verdict(p.probabilities, classifier.model.config.entropy_threshold)
+    said = classifier.verdict(p.probabilities)
     cut = f" (the first {p.analyzed_s:.0f} s of {p.duration_s:.0f} s)" if p.analyzed_s < p.duration_s - 1e-3 else ""
     route = f", {p.route}" if p.route else ""
-    return f"## {title}\n{reason}\n\n{p.analyzed_s:.1f} s analyzed{cut} by `{p.model_name}`{route}."
+    return f"## {said.headline}\n{said.reason}\n\n{p.analyzed_s:.1f} s analyzed{cut} by `{p.model_name}`{route}."
 
 
 def analyze(models: AppModels, audio) -> tuple:
@@ -111,21 +98,27 @@ def explain_clip(models: AppModels, audio, genre: str, versus: str) -> tuple:
     return f"{title} (`{classifier.name}`)\n\n{e.note}", figure, table, strongest
 
 
-def compare(models: AppModels, audio) -> list:
-    """Compare view: the same clip through every model, side by side, genres in the same order everywhere."""
-    outputs = []
-    for classifier in models.compare.values():  # models may differ in sample rate: each decodes for itself
-        p = classify_clip(classifier, load_clip(classifier, audio))
-        outputs += [dict(p.top(3)), probability_figure(p.probabilities)]
-    return outputs
+def compare(models: AppModels, audio) -> tuple[str]:
+    """Compare view: the same clip through every model, a card each: how often it is right (big), its verdict in
+    the same words as Analyze, its probabilities (genres in the same order everywhere)."""
+    cards = []
+    for c in models.compare:  # models may differ in sample rate: each decodes for itself
+        p = classify_clip(c.classifier, load_clip(c.classifier, audio))
+        said = c.classifier.verdict(p.probabilities)
+        accuracy = f"<b>{c.accuracy:.0%}</b> right" if c.accuracy is not None else "<b>?</b>"
+        cards.append(
+            f'<div class="compare-card"><div class="compare-model">{escape(c.classifier.name)}: {escape(c.role)}'
+            f'</div><div class="compare-accuracy">{accuracy} <span>balanced, on {escape(c.measured_on)}</span></div>'
+            f"<h3>{escape(said.headline)}</h3>{bars_html(p.probabilities)}</div>"
+        )
+    return (f'<div class="compare-cards">{"".join(cards)}</div>',)
 
 
 def summary(models: AppModels, audio, source: str = "auto") -> dict:
     """The API's answer for one clip: the genre, all ten probabilities, whether the model is sure (and why), the
     pretrained tagger's tags when the model has them, timings, and which model answered and why."""
     prediction = classify_clip(models.answering, load_clip(models.main, audio), source=source)
-    title, reason, sure = verdict(prediction.probabilities, models.answered(prediction).model.config.entropy_threshold)
-    return {**prediction.to_dict(), "headline": title, "reason": reason, "sure": sure}
+    return {**prediction.to_dict(), **models.answered(prediction).verdict(prediction.probabilities).to_dict()}
 
 
 def example_files(folder: str | Path | None = None) -> list[str]:
@@ -134,90 +127,137 @@ def example_files(folder: str | Path | None = None) -> list[str]:
     return sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES) if folder.is_dir() else []
 
 
+def example_labels(files: list[str]) -> list[str]:
+    """A button label per example: "title · the publisher's genre · artist, licence" from its folder's CREDITS.md
+    table (file, title, artist, genre, ..., licence), so a class sees a wrong answer as one; else the file name."""
+    rows = {}
+    for file in {Path(f).parent / "CREDITS.md" for f in files}:
+        for line in file.read_text().splitlines() if file.is_file() else []:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if len(cells) >= 5 and cells[0].startswith("`"):
+                short = [re.split(r" \(|, ", c)[0] for c in (cells[1], cells[3], cells[2])]
+                rows[file.parent / cells[0].strip("`")] = "{} · {} · {}, ".format(*short) + re.sub(
+                    r"\[([^]]+)\].*", r"\1", cells[-1]
+                )
+    return [rows.get(Path(f), Path(f).stem.replace("_", " ")) for f in files]
+
+
+def analyze_view(models: AppModels) -> list:
+    """Analyze's components, in `analyze`'s order."""
+    verdict_text = gr.Markdown(elem_id="headline")
+    with gr.Row():
+        with gr.Column():
+            label = gr.Label(num_top_classes=3, label="Top genres", show_heading=False)
+            tags = gr.Label(
+                num_top_classes=TAGS_SHOWN,
+                label="Tags the pretrained musicnn tagger hears (Million Song Dataset tags, each scored on its own; "
+                "not this app's genre decision)",
+                visible=bool(models.main.model.tag_names),
+                show_heading=False,  # a big top tag would read like the genre answer
+            )
+        bars = gr.Plot(label="Probabilities")
+    waveform = gr.Plot(label="Waveform")
+    spectrogram = gr.Plot(label="What the network hears: the mel spectrogram")
+    timeline = gr.Plot(label="Genre over time", visible=False)
+    return [verdict_text, label, bars, waveform, spectrogram, timeline, tags]
+
+
+def explain_view(models: AppModels) -> tuple[list, gr.Button, list]:
+    """Explain's choices (why..., and not...), its button and its components, in `explain_clip`'s order."""
+    with gr.Row():
+        genre = gr.Dropdown([PREDICTED, *models.main.genres], value=PREDICTED, label="Why…")
+        versus = gr.Dropdown([RUNNER_UP, OTHERS, *models.main.genres], value=RUNNER_UP, label="…and not")
+        button = gr.Button("Explain", variant="primary")
+    note = gr.Markdown(elem_id="explain-summary")
+    plot = gr.Plot(label="Evidence over the spectrogram")
+    with gr.Row():
+        table = gr.Markdown()
+        play = gr.Audio(label="Listen to the strongest window", interactive=False)
+    gr.Markdown(
+        "Red marks the sounds (time and pitch) that pushed the model towards the first genre, blue those that pushed "
+        "it towards the second; the same scale for every genre, so a genre the model barely hears shows little red."
+    )
+    return [genre, versus], button, [note, plot, table, play]
+
+
+def compare_view() -> list:
+    """Compare's component: one HTML block of a card per model."""
+    cards = gr.HTML(elem_id="compare-outputs")
+    gr.Markdown(
+        "The same clip through this app's models, our CNN trained from scratch, and the paper's CNN and feed-forward "
+        "network. A long bar is not a right answer: the big number says how often each model is right."
+    )
+    return [cards]
+
+
 def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Blocks:
     with gr.Blocks(title="Music genre classifier") as demo:
-        gr.Markdown(
-            "# What genre is this?\nPick an example, upload or record music once: **Analyze** shows what the "
-            "network hears and decides, **Explain** why, **Compare** what smaller networks make of the same clip."
-        )
-        with gr.Row():
-            with gr.Column(scale=3):
+        gr.Markdown("# What genre is this?", elem_id="title")
+        # the clip picker beside the views that use it, so each view's answer is on screen without scrolling;
+        # Live listens on its own and hides it
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=300, elem_id="clip-column"):
                 clip = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Music clip", elem_id="clip")
                 message = gr.Markdown(elem_id="clip-message")
-            if examples:
-                with gr.Column(scale=2):
-                    label = "Examples (real music, credits in examples/CREDITS.md)"
-                    gr.Examples(examples, inputs=clip, label=label, examples_per_page=12)
-        with gr.Tab("Analyze"):
-            with gr.Row():
-                with gr.Column():
-                    verdict_text = gr.Markdown(elem_id="headline")
-                    label = gr.Label(num_top_classes=3, label="Top genres", show_heading=False)
-                    tags = gr.Label(
-                        num_top_classes=TAGS_SHOWN,
-                        label="Tags the pretrained musicnn tagger hears (Million Song Dataset tags, each scored "
-                        "on its own; not this app's genre decision)",
-                        visible=bool(models.main.model.tag_names),
-                        show_heading=False,  # a big top tag would read like the genre answer
+                if examples:
+                    gr.Examples(
+                        examples,
+                        inputs=clip,
+                        label="Examples: title · the publisher's genre · artist (credits in examples/CREDITS.md)",
+                        example_labels=example_labels(examples),
+                        examples_per_page=12,
                     )
-                bars = gr.Plot(label="Probabilities")
-            waveform = gr.Plot(label="Waveform")
-            spectrogram = gr.Plot(label="What the network hears: the mel spectrogram")
-            timeline = gr.Plot(label="Genre over time", visible=False)
-        with gr.Tab("Explain"):
-            gr.Markdown(
-                "Why this genre and not another? Red marks the sounds (time and pitch) that pushed the model "
-                "towards the first genre, blue those that pushed it towards the second; the same scale for "
-                "every genre, so a genre the model barely hears shows little red."
-            )
-            with gr.Row():
-                explain_genre = gr.Dropdown([PREDICTED, *models.main.genres], value=PREDICTED, label="Why…")
-                explain_versus = gr.Dropdown(
-                    [RUNNER_UP, OTHERS, *models.main.genres], value=RUNNER_UP, label="…and not"
-                )
-                explain_button = gr.Button("Explain", variant="primary")
-            explain_note = gr.Markdown()
-            explain_plot = gr.Plot(label="Evidence over the spectrogram")
-            with gr.Row():
-                explain_table = gr.Markdown()
-                explain_play = gr.Audio(label="Listen to the strongest window", interactive=False)
-        with gr.Tab("Compare"):
-            gr.Markdown(
-                "The same clip through this app's models, our CNN trained from scratch, and the paper's CNN and "
-                "feed-forward network. A long bar is not a right answer: each title says how often that model is right."
-            )
-            compare_button = gr.Button("Compare", variant="primary")
-            compare_outputs = []
-            with gr.Row():
-                for title in models.compare:
-                    with gr.Column(min_width=240):  # four side by side on a laptop screen
-                        compare_outputs += [gr.Label(num_top_classes=3, label=title), gr.Plot(show_label=False)]
-        build_live_tab(models.main, models.router.room if models.router else None)
-
-        analyze_outputs = [verdict_text, label, bars, waveform, spectrogram, timeline, tags]
-        explain_outputs = [explain_note, explain_plot, explain_table, explain_play]
-        stale = explain_outputs + compare_outputs  # cleared whenever the clip changes
+            with gr.Column(scale=5):
+                with gr.Tab("Analyze") as analyze_tab:
+                    analyze_outputs = analyze_view(models)
+                with gr.Tab("Explain") as explain_tab:
+                    choices, explain_button, explain_outputs = explain_view(models)
+                with gr.Tab("Compare") as compare_tab:
+                    compare_outputs = compare_view()
+                live_tab = build_live_tab(models.main, models.router.room if models.router else None)
 
         analyze_shown = shown(lambda audio: analyze(models, audio), len(analyze_outputs))
         explain_shown = shown(lambda *args: explain_clip(models, *args), len(explain_outputs))
         compare_shown = shown(lambda audio: compare(models, audio), len(compare_outputs))
+        stale = explain_outputs + compare_outputs  # cleared whenever the clip changes, then redone if open
+
+        def explain_clip_view(audio, genre: str = PREDICTED, versus: str = RUNNER_UP):  # named: the API shows them
+            return explain_shown(audio, genre, versus) if audio else ("", *[None] * len(explain_outputs))
+
+        def compare_clip_view(audio):
+            return compare_shown(audio) if audio else ("", *[None] * len(compare_outputs))
+
+        opened = gr.State("Analyze")  # the view on screen: a new clip redoes it at once
+        for tab in (analyze_tab, explain_tab, compare_tab, live_tab):
+            # the page hides the clip picker in Live itself: a layout update from the server while Live starts
+            # recording could redraw the recorder under the user's click
+            live = "true" if tab is live_tab else "false"
+            tab.select(
+                lambda name=tab.label: name,
+                None,
+                opened,
+                js=f"() => document.body.classList.toggle('live-view', {live})",
+                api_visibility="private",
+            )
+        explain_tab.select(explain_clip_view, [clip, *choices], [message, *explain_outputs], api_visibility="private")
+        compare_tab.select(compare_clip_view, clip, [message, *compare_outputs], api_name="compare")
+        explain_button.click(explain_clip_view, [clip, *choices], [message, *explain_outputs], api_name="explain")
 
         def on_clip(audio):  # a new clip (or none: cleared) is analyzed at once and clears the other views
             if audio is None:
                 return "", *[None] * (len(analyze_outputs) + len(stale))
             return *analyze_shown(audio), *[None] * len(stale)
 
-        clip.change(on_clip, clip, [message, *analyze_outputs, *stale], api_visibility="private")
+        def redo_open_view(view: str, audio, genre: str, versus: str):
+            if view == "Explain":
+                return *explain_clip_view(audio, genre, versus)[1:], *[gr.skip()] * len(compare_outputs)
+            if view == "Compare":
+                return *[gr.skip()] * len(explain_outputs), *compare_clip_view(audio)[1:]
+            return [gr.skip()] * len(stale)
 
-        def explain_view(audio, genre: str = PREDICTED, versus: str = RUNNER_UP):  # named: the API shows them
-            return explain_shown(audio, genre, versus)
-
-        def compare_view(audio):
-            return compare_shown(audio)
-
-        explain_inputs = [clip, explain_genre, explain_versus]
-        explain_button.click(explain_view, explain_inputs, [message, *explain_outputs], api_name="explain")
-        compare_button.click(compare_view, clip, [message, *compare_outputs], api_name="compare")
+        clip.change(on_clip, clip, [message, *analyze_outputs, *stale], api_visibility="private").then(
+            redo_open_view, [opened, clip, *choices], stale, api_visibility="private"
+        )
 
         def classify(audio: FileData, source: str = "auto") -> dict:
             """Classify an audio file: genre, all ten genre probabilities (plain JSON), headline, reason, sure, and

@@ -22,9 +22,19 @@ class ClipProblem(Exception):
 
 
 @dataclass
+class Compared:
+    """A model in the Compare view: what it is for, and how often it is right where its weights never trained."""
+
+    classifier: GenreClassifier
+    role: str
+    accuracy: float | None  # balanced
+    measured_on: str
+
+
+@dataclass
 class AppModels:
     main: GenreClassifier  # the clean model when routed
-    compare: dict[str, GenreClassifier]  # panel title -> classifier, the main model first
+    compare: list[Compared]  # the main model first
     router: Router | None = None  # the committed pair (no --model): the sound's source picks the model
 
     @property
@@ -36,17 +46,23 @@ class AppModels:
         return self.router.answered(prediction) if self.router else self.main
 
 
-def valid_balanced_accuracy(model: str | None) -> float | None:
-    """The model's measured valid balanced accuracy, from the ``metrics.json`` beside its weights, if any."""
+def measured_accuracy(model: str | None) -> tuple[float | None, str]:
+    """The model's valid balanced accuracy from the ``metrics.json`` beside its weights, and on what: weights refit
+    on train + valid were scored before valid joined training."""
     metrics = Path(resolve_model_name(model)) / "metrics.json"
-    return json.loads(metrics.read_text())["valid"]["balanced_accuracy"] if metrics.is_file() else None
+    if not metrics.is_file():
+        return None, "not measured"
+    saved = json.loads(metrics.read_text())
+    refit = any("refit_on" in row for row in saved.get("history", []))
+    where = "valid clips, by its recipe before they joined training" if refit else "valid clips it never trained on"
+    return saved["valid"]["balanced_accuracy"], where
 
 
 def load_models(model: str | None, device: str | None) -> AppModels:
     """The app's model (without ``model``: the committed clean and room pair and the detector between them), and for
     Compare every registered architecture whose weights are committed."""
     main = GenreClassifier.from_pretrained(model, device)
-    compare = {}
+    compare = []
     others = [name for name in architectures() if Path(resolve_model_name(name)).name != main.name]
     pair = () if model is not None else ((ROOM_MODEL, "the room model, for microphones"),)
     first = "this app's model" if model is not None else "the clean model, for files"
@@ -56,11 +72,9 @@ def load_models(model: str | None, device: str | None) -> AppModels:
         except ModelNotFoundError:
             log.warning("comparison model %s is not available; the Compare view will skip it", name)
             continue
-        score = valid_balanced_accuracy(name)
-        right = f" · right on {score:.0%} of valid clips (balanced)" if score is not None else ""
         role = role or architecture(classifier.model.config.arch).display
-        compare[f"{classifier.name} ({role}){right}"] = classifier
-    room = next((c for c in compare.values() if c.name == ROOM_MODEL), None)
+        compare.append(Compared(classifier, role, *measured_accuracy(name)))
+    room = next((c.classifier for c in compare if c.classifier.name == ROOM_MODEL), None)
     if model is not None or room is None:  # one model answers everything
         return AppModels(main, compare)
     return AppModels(main, compare, Router(main, room, RoomDetector.load(resolve_model_name(CLEAN_MODEL))))

@@ -122,25 +122,25 @@ def live_step(
     return state, panel_html(status, reading.headline, reading.reason, reading, listener.history)
 
 
-def build_live_tab(classifier: GenreClassifier, room: GenreClassifier | None = None) -> None:
+def build_live_tab(classifier: GenreClassifier, room: GenreClassifier | None = None) -> gr.Tab:
     """The Live tab: ``classifier`` answers for this computer's sound, ``room`` (the room model, if given) for the
     microphone."""
-    with gr.Tab("Live"):
+    with gr.Tab("Live") as tab:
+        with gr.Row(elem_id="live-buttons"):  # one row on a phone too: the answer stays in view
+            mic_button = gr.Button("Microphone", variant="primary", min_width=0)
+            computer_button = gr.Button("This computer's sound", variant="primary", min_width=0)
+            reset = gr.Button("Reset", min_width=0)
+        gr.HTML('<span class="capture-note"></span>', elem_id="capture-note")  # static/capture.js writes here
+        source = gr.Textbox(MICROPHONE, visible=False)
+        listener = gr.State(None)
+        mic = gr.Audio(sources=["microphone"], streaming=True, label="Listening", elem_id="live-audio")
+        panel = gr.HTML(panel_html(IDLE), elem_id="live-panel")
         gr.Markdown(
             "Classify music as it plays, updated every second. **This computer's sound**: what this computer "
             "plays (a music tab, a player), straight to the model, no room in between; in Chrome or Edge pick "
             "the tab and tick **Share tab audio** (or share the whole screen with **Share system audio** on "
             "Windows and ChromeOS). **Microphone**: music from the room. Stop pauses; Reset clears the timeline."
         )
-        with gr.Row():
-            mic_button = gr.Button("Microphone", variant="primary")
-            computer_button = gr.Button("This computer's sound", variant="primary")
-            reset = gr.Button("Reset")
-        gr.HTML('<span class="capture-note"></span>', elem_id="capture-note")  # static/capture.js writes here
-        source = gr.Textbox(MICROPHONE, visible=False)
-        listener = gr.State(None)
-        mic = gr.Audio(sources=["microphone"], streaming=True, label="Listening", elem_id="live-audio")
-        panel = gr.HTML(panel_html(IDLE), elem_id="live-panel")
         with gr.Accordion("Microphone input and loopback (other browsers)", open=False):
             gr.HTML(
                 '<label>Microphone input: <select aria-label="Microphone input"></select></label>', elem_id="live-input"
@@ -179,3 +179,4 @@ def build_live_tab(classifier: GenreClassifier, room: GenreClassifier | None = N
         mic.start_recording(None, None, source, js=f"() => ({PAUSE_JS}.remove('paused'), window.genreCapture.label())")
         mic.stop_recording(None, None, None, js=f"() => {PAUSE_JS}.add('paused')")
         reset.click(lambda: (None, panel_html(IDLE)), None, live_outputs, api_visibility="private")
+    return tab

@@ -16,8 +16,8 @@ from functools import partial
 from pathlib import Path
 
 from .audio import AUDIO_SUFFIXES, AudioError
+from .confidence import Verdict
 from .distributed import Processes, processes
-from .explain import verdict
 from .inference import GenreClassifier, Prediction
 from .routing import SOURCES, Router
 
@@ -100,8 +100,8 @@ def _line(
     verdict ("Not sure: a or b?" when unsure) is by the confidence rule of the model that ``answered``."""
     try:
         p = classify(path)
-        said = verdict(p.probabilities, answered(p).model.config.entropy_threshold)
-        line, ok = (_as_json(path, p, said) if as_json else _as_row(path, p, said[0])), True
+        said = answered(p).verdict(p.probabilities)
+        line, ok = (_as_json(path, p, said) if as_json else _as_row(path, p, said.headline)), True
     except Exception as err:  # noqa: BLE001 - one bad file must not stop the others or print a traceback
         message = str(err) if isinstance(err, AudioError) else f"could not classify this file ({type(err).__name__})"
         line, ok = ({"file": path, "error": message} if as_json else f"{path}: error: {message}"), False
@@ -110,19 +110,18 @@ def _line(
     return line, ok
 
 
-def _as_json(path: str, p: Prediction, said: tuple[str, str, bool]) -> dict:
+def _as_json(path: str, p: Prediction, said: Verdict) -> dict:
     summary = p.to_dict()
     keys = ("genre", "probabilities", "segments", "duration_s", "elapsed_ms", "model_name")
     keys += ("tags",) * bool(p.tags) + ("route",) * bool(p.route)
-    headline, reason, sure = said  # the same words as the app's and the API's
-    return {"file": path, **{k: summary[k] for k in keys}, "headline": headline, "reason": reason, "sure": sure}
+    return {"file": path, **{k: summary[k] for k in keys}, **said.to_dict()}  # the app's and the API's words
 
 
 def _as_row(path: str, p: Prediction, headline: str) -> str:
     top = "  ".join(f"{genre} {prob:5.1%}" for genre, prob in p.top(3))
     cut = f" (first {p.analyzed_s:.0f} s analyzed)" if p.analyzed_s < p.duration_s - 1e-3 else ""
     route = f", {p.route}" if p.route else ""
-    return f"{path}: {headline:<9}  [{top}]  {p.duration_s:.1f} s{cut}, {p.elapsed_ms:.0f} ms, {p.model_name}{route}"
+    return f"{path}: {headline:<18}  [{top}]  {p.duration_s:.1f} s{cut}, {p.elapsed_ms:.0f} ms, {p.model_name}{route}"
 
 
 def _emit(item: dict | str, stream) -> None:

@@ -28,8 +28,8 @@ class ModelConfig:
     window_hop_s: float = 3.0  # step between model windows at inference
     dropout: float = 0.5
     genres: list[str] = field(default_factory=lambda: list(GTZAN_GENRES))
-    # normalized prediction entropy above which a clip is "unlike the training data" (95th percentile on valid)
-    entropy_threshold: float | None = None
+    # the confidence rule's thresholds, measured on clips the model never trained on (genre_model.confidence)
+    confidence: dict | None = None
     # musicnn-genre: False once fine-tuning has changed the layers the pretrained tag head reads (its tags then lie)
     pretrained_tags: bool = True
     package_version: str = VERSION

@@ -1,5 +1,5 @@
 """Why did the model say that? Evidence over the model's own log-mel grid, for and against a genre, the windows that
-sounded most like it, and a plain-language confidence note.
+sounded most like it, and the model's verdict in words (`genre_model.confidence`).
 
 Method: gradient x (input - silence), i.e. the first-order estimate of how much a logit difference would drop if that
 time-frequency bin were silenced. By default the difference is "why A and not B": the explained genre's logit against
@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from .audio import AudioInput, Waveform
 from .inference import GenreClassifier, Prediction
 
-CLOSE_CALL = 0.15  # top-two probability gap under which we say the decision is close
 _BATCH = 16  # windows per forward pass: bounds the memory the backward pass holds for long clips
 
 
@@ -39,44 +38,10 @@ class Explanation:
     evidence: np.ndarray  # (n_mels, frames), aligned with prediction.logmel: + for ``genre``, - for ``versus``
     scale: float  # the clip's evidence scale (see the module docstring): colour the map from -scale to +scale
     top_segments: list[tuple[float, float, float]]  # (start_s, end_s, probability of genre), strongest first
-    note: str  # plain-language confidence statement
+    note: str  # the model's verdict in words, and its reason
     prediction: Prediction
     window_evidence: np.ndarray = field(repr=False)  # (windows, n_mels, frames): ``evidence`` before stitching
     window_logmels: np.ndarray = field(repr=False)  # (windows, n_mels, frames): what the network saw
-
-
-def normalized_entropy(probs: np.ndarray) -> np.ndarray:
-    """Entropy of each row of probabilities over log(number of genres): 0 = certain, 1 = uniform."""
-    probs = np.asarray(probs)
-    return -(probs * np.log(probs + 1e-12)).sum(axis=-1) / np.log(probs.shape[-1])
-
-
-def calibrate_entropy_threshold(probs: np.ndarray) -> float:
-    """The threshold the confidence note uses: the 95th percentile of normalized entropy over (valid) clips."""
-    return round(float(np.percentile(normalized_entropy(probs), 95)), 4)
-
-
-def verdict(probabilities: dict[str, float], entropy_threshold: float | None) -> tuple[str, str, bool]:
-    """What to tell a student: a headline (the genre, or "Not sure: a or b?"), the reason in one plain sentence,
-    and whether the model is sure. Unsure when the probabilities are spread more than on 95% of the valid clips
-    (``entropy_threshold``) or the top two are within `CLOSE_CALL`."""
-    (g1, p1), (g2, p2) = sorted(probabilities.items(), key=lambda kv: -kv[1])[:2]
-    entropy = float(normalized_entropy(list(probabilities.values())))
-    if entropy_threshold is not None and entropy > entropy_threshold:
-        return (
-            f"Not sure: {g1} or {g2}?",
-            "This sounds unlike most of the music the model learned from, so its "
-            f"answer is a guess ({g1} {p1:.0%}, {g2} {p2:.0%}).",
-            False,
-        )
-    if p1 - p2 < CLOSE_CALL:
-        return f"Not sure: {g1} or {g2}?", f"It sounds a bit like both: {g1} {p1:.0%}, {g2} {p2:.0%}.", False
-    return g1, f"{g1.capitalize()} is well ahead: {p1:.0%}, next is {g2} with {p2:.0%}.", True
-
-
-def confidence_note(p: Prediction, entropy_threshold: float | None) -> str:
-    headline, reason, sure = verdict(p.probabilities, entropy_threshold)
-    return f"Confident. {reason}" if sure else f"{headline} {reason}"
 
 
 def explain(
@@ -128,7 +93,7 @@ def explain(
     target = genres.index(genre)
     strongest = sorted(zip(starts, probs[:, target].cpu().numpy()), key=lambda sp: -sp[1])[:3]
     top = [(s / sr, min(s + win, n) / sr, float(p)) for s, p in strongest]
-    note = confidence_note(prediction, getattr(model.config, "entropy_threshold", None))
+    note = classifier.verdict(prediction.probabilities).sentence
     return Explanation(
         genre,
         versus,

@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from .audio import AudioInput, Waveform, load_audio
 from .base import GenreNet
+from .confidence import ConfidenceRule, Verdict, verdict
 from .loading import load_model, resolve_model_name
 
 # Model windows per forward pass: bounds memory for long inputs. On a CPU, batches of 16 are as fast per window as
@@ -105,6 +106,10 @@ class GenreClassifier:
     @property
     def sample_rate(self) -> int:
         return self.model.config.sample_rate
+
+    def verdict(self, probabilities: dict[str, float], can_be_clear: bool = True) -> Verdict:
+        """What to say about ``probabilities`` by this model's confidence rule (`genre_model.confidence`)."""
+        return verdict(probabilities, ConfidenceRule.from_dict(self.model.config.confidence), can_be_clear)
 
     def load(self, audio: AudioInput | Waveform) -> Waveform:
         return audio if isinstance(audio, Waveform) else load_audio(audio, self.sample_rate)

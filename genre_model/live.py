@@ -24,7 +24,6 @@ import numpy as np
 import soxr
 
 from .audio import to_mono_float, validate
-from .explain import verdict
 from .inference import GenreClassifier, Segment
 
 log = logging.getLogger(__name__)
@@ -191,6 +190,7 @@ class LiveListener:
         covered = recent[-1].end_s - recent[0].start_s
         if level < QUIET_DB:
             headline, reason, sure = "Too quiet to tell", "Turn the music up or bring the microphone closer.", False
-        else:
-            headline, reason, sure = verdict(probabilities, classifier.model.config.entropy_threshold)
+        else:  # the rule was measured on whole clips: nothing "clearly" before half the context is heard
+            said = classifier.verdict(probabilities, can_be_clear=covered >= self.context_s / 2)
+            headline, reason, sure = said.headline, said.reason, said.sure
         return LiveReading(probabilities, headline, reason, sure, level, covered)

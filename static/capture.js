@@ -99,7 +99,7 @@
   // Which source the next recording uses: set by the source buttons (see live_view.py), which then press record.
   // Another source while listening: Stop first, then Record once the box has redrawn (still within the few seconds
   // of the user's click that the browser allows the capture prompt).
-  state.start = (source) => {
+  state.start = (source, tries = 3) => {
     const stop = document.querySelector("#live-audio button.stop-button");
     stop?.click();
     const since = Date.now();
@@ -107,6 +107,7 @@
       const record = document.querySelector("#live-audio button.record-button");
       if (record) {
         state.source = source; // set here: the stopped share may have reset it
+        state.pressed = { source, tries, at: Date.now() };
         record.click();
       } else if (Date.now() - since < 3000) {
         setTimeout(press, 100);
@@ -115,6 +116,17 @@
     if (stop) setTimeout(press, 1000); // let the stopped stream close on the server first
     else press();
   };
+
+  // Gradio's streaming recorder loads its WAV encoder each time the box is drawn; Record pressed before it has
+  // loaded fails with "... is not a constructor" and leaves a box that shows Stop and records nothing. Start again.
+  window.addEventListener("unhandledrejection", (event) => {
+    const pressed = state.pressed;
+    if (!pressed || Date.now() - pressed.at > 5000 || !/is not a constructor/.test(event.reason?.message)) return;
+    event.preventDefault();
+    console.warn("Live: the recorder was not ready; starting again");
+    state.pressed = null;
+    if (pressed.tries > 1) setTimeout(() => state.start(pressed.source, pressed.tries - 1), 300);
+  });
 
   // The label of what the next recording captures ("this computer" or "the microphone"), for the Live view's status:
   // read when a recording starts, whichever button started it.

@@ -8,6 +8,7 @@ import pytest
 
 import app
 import live_view
+from app_models import Compared
 from genre_model.config import GTZAN_GENRES as GENRES
 from genre_model.inference import GenreClassifier
 from genre_model.live import Batcher
@@ -22,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def models(random_model_dir):
     main = GenreClassifier.from_pretrained(random_model_dir, device="cpu")
     other = GenreClassifier.from_pretrained(random_model_dir, device="cpu")
-    return app.AppModels(main, {"main": main, "other": other})
+    compared = [Compared(main, "this app's model", 0.5, "test clips"), Compared(other, "another", None, "")]
+    return app.AppModels(main, compared)
 
 
 def test_analyze_handler_outputs(models, write_audio):
@@ -74,8 +76,10 @@ def test_explain_handler_returns_overlay_table_and_audio(models, write_audio):
 
 
 def test_compare_handler_runs_every_model(models, write_audio):
-    outputs = app.compare(models, str(write_audio("c.wav", chirp(4.0))))
-    assert len(outputs) == 4 and all(isinstance(o, dict) for o in outputs[::2])
+    (cards,) = app.compare(models, str(write_audio("c.wav", chirp(4.0))))
+    assert cards.count('class="compare-card"') == len(models.compare) == 2
+    assert cards.count('class="live-bar"') == 2 * len(models.main.genres)  # every genre, for each model
+    assert cards.count("<h3>Not sure: ") == 2  # random models, no measured rule: the same words as Analyze
 
 
 @pytest.mark.parametrize(

@@ -28,8 +28,9 @@ def test_json_lines_contract_and_exit_status(random_model_dir, files):
     assert [line["file"] for line in lines] == [str(good[0]), str(bad), str(good[1])]  # every file, in order
     ok = lines[0]
     keys = {"file", "genre", "probabilities", "segments", "duration_s", "elapsed_ms", "model_name", "headline"}
-    assert set(ok) == keys | {"reason", "sure"}
-    assert ok["headline"] == ok["genre"] if ok["sure"] else ok["headline"].startswith("Not sure: ")
+    assert set(ok) == keys | {"reason", "sure", "answer"}
+    # the random model has no measured confidence rule: it never names one genre
+    assert not ok["sure"] and ok["answer"] == "pair" and ok["headline"].startswith("Not sure: ")
     assert list(ok["probabilities"]) == GENRES and abs(sum(ok["probabilities"].values()) - 1) < 1e-5
     assert set(lines[1]) == {"file", "error"} and "not an audio file" in lines[1]["error"]
     assert len(lines[2]["segments"]) == 2
@@ -40,7 +41,7 @@ def test_all_good_files_exit_zero_with_a_readable_table(random_model_dir, files)
     good, _ = files
     result = run_cli("predict", "--model", str(random_model_dir), *map(str, good))
     assert result.returncode == 0, result.stderr
-    assert len(result.stdout.splitlines()) == 2 and "%" in result.stdout
+    assert len(result.stdout.splitlines()) == 2 and "%" in result.stdout and "Not sure: " in result.stdout
 
 
 def test_usage_errors_exit_two(tmp_path):

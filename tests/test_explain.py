@@ -42,11 +42,14 @@ def test_planted_quiet_pattern_lights_up_not_the_loud_energy(readout):
     assert len(e.top_segments) == 2 and e.top_segments[0][2] >= e.top_segments[1][2]
 
 
-def test_confidence_note_close_call_and_clear(readout):
+def test_the_note_is_the_models_verdict(readout, monkeypatch):
+    rule = {"clear_at": 0.5, "probable_at": 0.4, "pair_at": 0.2, "right": {"clear": [9, 10]}, "measured_on": "tests"}
+    monkeypatch.setattr(readout.model.config, "confidence", rule)
     both = tone(6000.0, 4.0, amp=0.3) + tone(600.0, 4.0, amp=0.3)
-    assert "Not sure" in explain(readout, (SR, both)).note
+    note = explain(readout, (SR, both)).note
+    assert note.startswith("Not sure: ") and "blues" in note.split("?")[0] and "classical" in note.split("?")[0]
     clear = tone(6000.0, 4.0, amp=0.5)
-    assert "Confident" in explain(readout, (SR, clear)).note
+    assert explain(readout, (SR, clear)).note.startswith("Clearly blues. blues 55%")
 
 
 def test_why_a_and_not_b_is_signed_and_on_one_scale_per_clip(readout):

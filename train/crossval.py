@@ -5,7 +5,8 @@ Folds are genre-balanced and made of contiguous ids within each genre: GTZAN kee
 fold holds whole artists, much as the artist-filtered split does. Each fold trains the recipe on the others, with the
 held-out fold as its valid (it picks the probe's weight decay and the kept epoch, as valid does; no refit), and is
 scored clean and through random simulated rooms (`train.evaluate --rooms`). Prints and saves
-``OUT/crossval.json``: each fold's balanced accuracy, their mean and spread.
+``OUT/crossval.json``: each fold's balanced accuracy, their mean and spread; and ``OUT/predictions.json``: every clip's
+label and probabilities while held out, for ``python -m train.calibrate``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from genre_model.inference import GenreClassifier
 
+from .calibrate import save_predictions
 from .cli import parse_args, run
 from .data import Clip, scan_dataset, split_clips
 from .evaluate import evaluate
@@ -57,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     splits, _ = split_clips(scan_dataset(cfg.data), cfg.split_dir, cfg.seed)
     parts = folds(splits["train"] + splits["valid"], args.folds)
     clean, rooms = [], []
+    held_out_predictions = {"k-fold, clean": {"labels": [], "probabilities": []}}
+    held_out_predictions["k-fold, rooms"] = {"labels": [], "probabilities": []}
     with tempfile.TemporaryDirectory() as lists:
         for i, held_out in enumerate(parts):
             rest = [c for j, part in enumerate(parts) if j != i for c in part]
@@ -65,12 +69,17 @@ def main(argv: list[str] | None = None) -> int:
             fold_cfg = replace(cfg, out=str(out), split_dir=str(split_dir))
             if hasattr(fold_cfg, "refit_on_valid"):
                 fold_cfg = replace(fold_cfg, refit_on_valid=False)  # the held-out fold must stay held out
-            clean.append(run(fold_cfg)["valid"]["balanced_accuracy"])
+            run(fold_cfg)
             classifier = GenreClassifier.from_pretrained(out, device=cfg.device)
-            rooms.append(evaluate(classifier, held_out, rooms=True)[0]["balanced_accuracy"])
+            for name, scores in (("clean", clean), ("rooms", rooms)):
+                fold_scores, _, predictions = evaluate(classifier, held_out, rooms=name == "rooms")
+                scores.append(fold_scores["balanced_accuracy"])
+                for key, values in predictions.items():
+                    held_out_predictions[f"k-fold, {name}"][key] += values
             print(f"fold {i}: clean {clean[-1]:.1%}, random simulated rooms {rooms[-1]:.1%}")
     result = {"command": recipe, "folds": args.folds, "clean": summary(clean), "rooms": summary(rooms)}
     Path(args.out, "crossval.json").write_text(json.dumps(result, indent=1))
+    save_predictions(Path(args.out, "predictions.json"), classifier, held_out_predictions)
     for name in ("clean", "rooms"):
         print(f"{name}: {result[name]['mean']:.1%} ± {result[name]['spread']:.1%} over {args.folds} folds")
     return 0

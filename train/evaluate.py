@@ -20,10 +20,10 @@ import numpy as np
 from tqdm import tqdm
 
 from genre_model.audio import AudioError, load_audio
-from genre_model.explain import calibrate_entropy_threshold
 from genre_model.inference import GenreClassifier
 from genre_model.plots import confusion_figure
 
+from .calibrate import save_predictions
 from .data import scan_dataset, split_clips
 from .metrics import balanced_accuracy, format_report, summarize
 from .rooms import EFFECTS, GRID, grid_condition, play_in_room
@@ -35,9 +35,9 @@ def _seed(clip) -> int:
     return zlib.crc32(clip.id.encode())  # by clip id: every run plays each clip through the same room
 
 
-def evaluate(classifier: GenreClassifier, clips, rooms: bool = False) -> tuple[dict, list[str], list]:
+def evaluate(classifier: GenreClassifier, clips, rooms: bool = False) -> tuple[dict, list[str], dict]:
     """Scores over ``clips`` (unreadable ones are skipped and listed), optionally each through a random simulated
-    room (`train.rooms`)."""
+    room (`train.rooms`), and the predictions: each clip's label and probabilities."""
     genres, sr = classifier.genres, classifier.sample_rate
     y_true, y_pred, skipped, probs = [], [], [], []
     for clip in tqdm(clips, desc="evaluating", unit="clip", file=sys.stderr):
@@ -52,7 +52,7 @@ def evaluate(classifier: GenreClassifier, clips, rooms: bool = False) -> tuple[d
         y_true.append(genres.index(clip.genre))
         y_pred.append(genres.index(prediction.genre))
         probs.append(list(prediction.probabilities.values()))
-    return summarize(y_true, y_pred, genres), skipped, probs
+    return summarize(y_true, y_pred, genres), skipped, {"labels": y_true, "probabilities": probs}
 
 
 def cell_name(rt60_s: float, distance_m: float, snr_db: float, device: str) -> str:
@@ -75,14 +75,18 @@ def _score(
 ) -> dict:
     """Balanced accuracy and accuracy with every clip through ``cell`` (None: clean). The room's shape comes from the
     clip (one of ``GRID.rooms`` per cell), the noise and device details from its id."""
-    genres, sr, pred = classifier.genres, classifier.sample_rate, []
+    sr, probs = classifier.sample_rate, []
     for clip, samples in waves:
         if cell is not None:
             condition = grid_condition(*cell, seed=_seed(clip) % GRID.rooms)
             samples = play_in_room(samples, sr, _seed(clip), condition, effects=effects)
-        pred.append(genres.index(classifier.predict((sr, samples)).genre))
-    pred = np.asarray(pred)
-    return {"balanced_accuracy": balanced_accuracy(labels, pred), "accuracy": float((labels == pred).mean())}
+        probs.append(list(classifier.predict((sr, samples)).probabilities.values()))
+    pred = np.argmax(probs, axis=1)
+    return {
+        "balanced_accuracy": balanced_accuracy(labels, pred),
+        "accuracy": float((labels == pred).mean()),
+        "predictions": {"labels": labels.tolist(), "probabilities": probs},
+    }
 
 
 def evaluate_grid(classifier: GenreClassifier, clips, cells: list[tuple]) -> dict[str, dict]:
@@ -144,15 +148,6 @@ def grid_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def store_entropy_threshold(model_dir: Path, probs: list) -> float:
-    """Store the confidence note's threshold, calibrated on these predictions, in the model's config.json."""
-    threshold = calibrate_entropy_threshold(np.asarray(probs))
-    config_file = model_dir / "config.json"
-    config = json.loads(config_file.read_text())
-    config_file.write_text(json.dumps({**config, "entropy_threshold": threshold}, indent=2, sort_keys=True))
-    return threshold
-
-
 def trained_on_valid(model: str) -> bool:
     """Whether the model folder's training run fitted it on train + valid (``python -m train --refit-on-valid``)."""
     metrics = Path(model) / "metrics.json"
@@ -189,9 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{', '.join(EFFECTS)} alone and all but each",
     )
     parser.add_argument(
-        "--calibrate",
-        action="store_true",
-        help="store the confidence note's entropy threshold (95th percentile here) in config.json",
+        "--predictions",
+        type=Path,
+        help="also save every clip's label and probabilities here (for python -m train.calibrate)",
     )
     parser.add_argument("--json", action="store_true", help="print the scores as one JSON object instead")
     args = parser.parse_args(argv)
@@ -215,12 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         clips = [c for c in clips if c.genre in classifier.genres]
     if args.grid or args.cell or args.effects:
         return _print_grid(args, classifier, clips)
-    scores, skipped, probs = evaluate(classifier, clips, args.rooms)
-    if args.calibrate:
-        if not Path(args.model).is_dir() or args.rooms:
-            parser.error("--calibrate needs a local model folder and clean (not --rooms) audio")
-        scores["entropy_threshold"] = store_entropy_threshold(Path(args.model), probs)
+    scores, skipped, predictions = evaluate(classifier, clips, args.rooms)
     split = split_name(args)
+    if args.predictions:
+        save_predictions(args.predictions, classifier, {f"{split}, {'rooms' if args.rooms else 'clean'}": predictions})
     scores.update(model=classifier.name, split=split, rooms=args.rooms, skipped=skipped)
 
     name = f"confusion-{split}" + ("-rooms" if args.rooms else "") + ".html"
@@ -246,8 +239,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipped (unreadable): {', '.join(skipped)}")
         if html:
             print(f"confusion matrix figure: {html}")
-        if "entropy_threshold" in scores:
-            print(f"entropy threshold for the confidence note, stored in config.json: {scores['entropy_threshold']}")
     return 0
 
 
@@ -259,8 +250,6 @@ def split_name(args: argparse.Namespace) -> str:
 
 
 def _print_grid(args: argparse.Namespace, classifier: GenreClassifier, clips) -> int:
-    if args.calibrate:
-        raise SystemExit("error: --calibrate needs clean audio; leave out --grid")
     try:
         cells = [(float(r), float(d), float(s), device) for r, d, s, device in args.cell] if args.cell else GRID.cells()
         if any(device not in GRID.devices for *_, device in cells):
@@ -273,6 +262,9 @@ def _print_grid(args: argparse.Namespace, classifier: GenreClassifier, clips) ->
             raise SystemExit("error: --effects takes one cell apart: give at most one --cell, and no --grid")
         cell = cells[0] if args.cell else KEY_CELL
         results = evaluate_effects(classifier, clips, cell)
+        predictions = {name: r.pop("predictions") for name, r in results.items()}
+        if args.predictions:
+            save_predictions(args.predictions, classifier, {f"{split}, {name}": p for name, p in predictions.items()})
         print(
             json.dumps({"model": classifier.name, "split": split, "cell": cell_name(*cell), "effects": results})
             if args.json
@@ -280,6 +272,9 @@ def _print_grid(args: argparse.Namespace, classifier: GenreClassifier, clips) ->
         )
         return 0
     results = evaluate_grid(classifier, clips, cells)
+    predictions = {name: r.pop("predictions") for name, r in results.items()}
+    if args.predictions:
+        save_predictions(args.predictions, classifier, {f"{split}, {name}": p for name, p in predictions.items()})
     if Path(args.model).is_dir() and not args.cell:
         (Path(args.model) / f"{split}-grid.eval.json").write_text(json.dumps(results, indent=1))
     print(json.dumps({"model": classifier.name, "split": split, "grid": results}) if args.json else grid_table(results))

@@ -15,8 +15,8 @@ import torch
 
 from genre_model.audio import Waveform
 from genre_model.base import GenreNet
+from genre_model.confidence import calibrate
 from genre_model.distributed import Processes
-from genre_model.explain import calibrate_entropy_threshold
 from genre_model.inference import pick_device
 from genre_model.loading import load_model
 from genre_model.registry import build_model
@@ -153,11 +153,12 @@ def save(
 ) -> dict:
     """Write ``model`` into ``cfg.out`` with its card and ``metrics.json``: the settings, the clips, ``run`` (the
     recipe's history, best epoch, world size...), the ``scores`` (with ``valid_probs``, which set the confidence
-    note's threshold and are not kept) and ``summary``, the card's words for how it was trained."""
+    rule and are not kept) and ``summary``, the card's words for how it was trained."""
     seconds = time.perf_counter() - started
     if not cfg.split_dir:  # the card's data paragraph names the artist-filtered split
         summary += f" Its split was a seeded random one (seed {cfg.seed}), not the artist-filtered lists."
-    model.config.entropy_threshold = calibrate_entropy_threshold(scores.pop("valid_probs"))
+    measured_on = f"{len(data.valid[1])} valid clips"  # before any refit on train + valid: clips it never trained on
+    model.config.confidence = calibrate(data.valid[1], scores.pop("valid_probs"), measured_on).to_dict()
     metrics = {
         "model": model.config.arch,
         "command": command(recipe, cfg),

@@ -33,3 +33,34 @@ def test_crossval_trains_each_fold_and_scores_it_clean_and_in_rooms(tiny_dataset
     counts = [json.loads((out / f"fold{i}" / "metrics.json").read_text())["clips"] for i in range(2)]
     assert [sum(c["valid"].values()) for c in counts] == [9, 12]  # 7 train + valid clips per genre: 3 and 4
     assert all(sum(c["train"].values()) + sum(c["valid"].values()) == 21 for c in counts)
+    # every clip's held-out prediction, clean and in a room, from which the confidence rule is measured
+    saved = json.loads((out / "predictions.json").read_text())
+    assert set(saved["sets"]) == {"k-fold, clean", "k-fold, rooms"}
+    for s in saved["sets"].values():
+        assert len(s["labels"]) == len(s["probabilities"]) == 21 and sorted(set(s["labels"])) == [0, 1, 2]
+        assert all(abs(sum(row) - 1) < 1e-3 for row in s["probabilities"])
+
+
+def test_calibrate_stores_the_rule_and_prints_its_table(random_model_dir, tmp_path, capsys):
+    import shutil
+
+    import numpy as np
+
+    from genre_model.inference import GenreClassifier
+    from train.calibrate import main as calibrate_main
+    from train.calibrate import save_predictions
+
+    model = tmp_path / "model"
+    shutil.copytree(random_model_dir, model)
+    classifier = GenreClassifier.from_pretrained(model)
+    rng = np.random.default_rng(0)
+    right = {"labels": [0] * 40, "probabilities": [[0.91] + [0.01] * 9] * 40}  # sure and right
+    mixed = {"labels": rng.integers(0, 10, 40).tolist(), "probabilities": rng.dirichlet(np.ones(10), 40).tolist()}
+    save_predictions(tmp_path / "p.json", classifier, {"clean": right, "rooms": mixed})
+    assert calibrate_main(["--model", str(model), str(tmp_path / "p.json"), "--fit-on", "clean"]) == 0
+    rule = GenreClassifier.from_pretrained(model).model.config.confidence
+    assert rule["clear_at"] == pytest.approx(0.91) and rule["right"]["clear"] == [40, 40]
+    table = capsys.readouterr().out
+    assert "| clean (40) | 100% of clips, right 100% |" in table and "| rooms (40) | 0% of clips |" in table
+    with pytest.raises(SystemExit):
+        calibrate_main(["--model", str(model), str(tmp_path / "p.json"), "--fit-on", "valid"])
