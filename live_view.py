@@ -21,6 +21,7 @@ MICROPHONE = "the microphone"  # a source label (static/capture.js writes the sa
 IDLE = "Press <b>Microphone</b> or <b>This computer's sound</b> to start."
 PAUSED = "<b>Paused.</b> Press a button above to listen again."  # shown while #live-panel has the class paused
 PAUSE_JS = "document.getElementById('live-panel').classList"  # paused: the last answer greyed out (app.py's CSS)
+HIDE_ANSWER = "document.body.classList.add('answer-hidden')"  # with Guess first on, answers wait for Reveal
 LOOPBACK_HOWTO = """**No "This computer's sound" in your browser?** Route the computer's output to an input and
 choose it above. Windows: Sound settings → Recording → enable **Stereo Mix**. macOS: install **BlackHole** and send
 the output to it. Linux: choose **Monitor of …** (PulseAudio/PipeWire)."""
@@ -176,7 +177,8 @@ def build_live_tab(classifier: GenreClassifier, room: GenreClassifier | None = N
         )
         # every recording, however started (a source button, or the box's own Record after Stop: the microphone),
         # is labelled with what static/capture.js actually captures
-        mic.start_recording(None, None, source, js=f"() => ({PAUSE_JS}.remove('paused'), window.genreCapture.label())")
+        start = f"() => ({PAUSE_JS}.remove('paused'), {HIDE_ANSWER}, window.genreCapture.label())"
+        mic.start_recording(None, None, source, js=start)
         mic.stop_recording(None, None, None, js=f"() => {PAUSE_JS}.add('paused')")
         reset.click(lambda: (None, panel_html(IDLE)), None, live_outputs, api_visibility="private")
     return tab

@@ -8,6 +8,7 @@ import pytest
 
 import app
 import live_view
+import views
 from app_models import Compared
 from genre_model.config import GTZAN_GENRES as GENRES
 from genre_model.inference import GenreClassifier
@@ -29,7 +30,7 @@ def models(random_model_dir):
 
 def test_analyze_handler_outputs(models, write_audio):
     path = write_audio("clip.wav", noise(8.0))
-    headline, label, bars, waveform, spectrogram, timeline, tags = app.analyze(models, str(path))
+    headline, label, bars, waveform, spectrogram, timeline, tags = views.analyze(models, str(path))
     expected = models.main.predict(str(path))
     assert headline.startswith("## ") and "8.0 s analyzed" in headline and "chunk-cnn-random" in headline
     assert " ms" not in headline  # timings are for the API and the bench, not for students
@@ -49,25 +50,25 @@ def test_analyze_shows_the_pretrained_tags_of_the_default_model(write_audio):
         pytest.skip(f"weights/{DEFAULT_MODEL} is not there")
     main = GenreClassifier.from_pretrained(None, device="cpu")
     path = write_audio("clip.wav", chirp(4.0))
-    *_, tags = app.analyze(app.AppModels(main, {}), str(path))
+    *_, tags = views.analyze(app.AppModels(main, []), str(path))
     expected = main.predict(str(path)).tags
-    assert len(tags) == app.TAGS_SHOWN and set(tags) <= set(MSD_TAGS)
-    assert list(tags.values()) == sorted(expected.values(), reverse=True)[: app.TAGS_SHOWN]
+    assert len(tags) == views.TAGS_SHOWN and set(tags) <= set(MSD_TAGS)
+    assert list(tags.values()) == sorted(expected.values(), reverse=True)[: views.TAGS_SHOWN]
 
 
 def test_analyze_rejects_bad_input_with_a_short_message(models, tmp_path):
     junk = tmp_path / "photo.wav"
     junk.write_bytes(b"\xff\xd8\xff\xe0" + bytes(3000))
     with pytest.raises(app.ClipProblem, match="not an audio file") as problem:
-        app.analyze(models, str(junk))
+        views.analyze(models, str(junk))
     assert "ffmpeg" not in str(problem.value)  # no advice a browser user cannot follow
-    message, *outputs = app.shown(lambda a: app.analyze(models, a), 7)(None)
+    message, *outputs = views.shown(lambda a: views.analyze(models, a), 7)(None)
     assert message.startswith("⚠ No clip yet") and outputs == [None] * 7  # one message, every output cleared
 
 
 def test_explain_handler_returns_overlay_table_and_audio(models, write_audio):
     path = str(write_audio("e.wav", noise(7.0)))
-    note, figure, table, (rate, strongest) = app.explain_clip(models, path, "jazz", app.RUNNER_UP)
+    note, figure, table, (rate, strongest) = views.explain_clip(models, path, "jazz", views.RUNNER_UP)
     assert len(figure.data) == 2 and figure.data[1].zmax == -figure.data[1].zmin > 0  # evidence, for and against
     assert len(figure.layout.shapes) == 3  # the strongest windows, marked
     assert "jazz" in table and "s |" in table and note.startswith("Why **jazz** and not **")
@@ -76,7 +77,7 @@ def test_explain_handler_returns_overlay_table_and_audio(models, write_audio):
 
 
 def test_compare_handler_runs_every_model(models, write_audio):
-    (cards,) = app.compare(models, str(write_audio("c.wav", chirp(4.0))))
+    (cards,) = views.compare(models, str(write_audio("c.wav", chirp(4.0))))
     assert cards.count('class="compare-card"') == len(models.compare) == 2
     assert cards.count('class="live-bar"') == 2 * len(models.main.genres)  # every genre, for each model
     assert cards.count("<h3>Not sure: ") == 2  # random models, no measured rule: the same words as Analyze

@@ -1,0 +1,146 @@
+"""The app's clip views, each its components and its handler: Analyze (what the network hears and decides),
+Explain (why) and Compare (every model side by side). Wired into the page by app.py; Live is live_view.py."""
+
+from __future__ import annotations
+
+import logging
+from html import escape
+
+import gradio as gr
+
+from app_models import AppModels, ClipProblem, classify_clip, load_clip
+from genre_model.explain import OTHERS, explain
+from genre_model.inference import GenreClassifier, Prediction
+from genre_model.plots import explanation_figure, prediction_figures
+from live_view import bars_html
+
+log = logging.getLogger("genre-app")
+PREDICTED = "the predicted genre"
+RUNNER_UP = "the runner-up"
+TAGS_SHOWN = 6
+
+
+def shown(handler, n_outputs: int):
+    """A UI handler: an empty message and ``handler``'s outputs, or the problem in the message and every output
+    cleared, so no view keeps another clip's result and nothing turns into an error badge."""
+
+    def run(*args):
+        try:
+            return "", *handler(*args)
+        except ClipProblem as problem:
+            return f"⚠ {problem}", *[None] * n_outputs
+
+    return run
+
+
+def headline(p: Prediction, classifier: GenreClassifier) -> str:
+    """The verdict by ``classifier``'s (the answering model's) confidence rule, and what was analyzed by which."""
+    said = classifier.verdict(p.probabilities)
+    cut = f" (the first {p.analyzed_s:.0f} s of {p.duration_s:.0f} s)" if p.analyzed_s < p.duration_s - 1e-3 else ""
+    route = f", {p.route}" if p.route else ""
+    return f"## {said.headline}\n{said.reason}\n\n{p.analyzed_s:.1f} s analyzed{cut} by `{p.model_name}`{route}."
+
+
+def analyze(models: AppModels, audio) -> tuple:
+    """Analyze view: headline, top-3 label, probability bars, waveform, log-mel, genre timeline, pretrained tags."""
+    classifier = models.main
+    wave = load_clip(classifier, audio)
+    prediction = classify_clip(models.answering, wave, with_features=True)
+    figures = prediction_figures(prediction, wave.samples, wave.sample_rate, classifier.model.to_logmel)
+    return (
+        headline(prediction, models.answered(prediction)),
+        dict(prediction.top(3)),
+        figures["probabilities"],
+        figures["waveform"],
+        figures["spectrogram"],
+        gr.Plot(figures["timeline"], visible=figures["timeline"] is not None),
+        dict(sorted(prediction.tags.items(), key=lambda kv: -kv[1])[:TAGS_SHOWN]) if prediction.tags else None,
+    )
+
+
+def explain_clip(models: AppModels, audio, genre: str, versus: str) -> tuple:
+    """Explain view: evidence for the predicted (or chosen) genre against the runner-up (or the chosen one) over the
+    spectrogram, the strongest windows marked and listed (of the model Analyze chose for the clip)."""
+    wave = load_clip(models.main, audio)
+    try:
+        classifier = models.router.choose(wave)[0] if models.router else models.main
+        e = explain(classifier, wave, None if genre == PREDICTED else genre, None if versus == RUNNER_UP else versus)
+    except Exception:  # noqa: BLE001 - as _classify: keep serving
+        log.exception("explanation failed")
+        raise ClipProblem("Something went wrong while explaining this clip. Try another file.") from None
+    p, to_logmel = e.prediction, classifier.model.to_logmel
+    db, bands = to_logmel.loudness_db(p.logmel), to_logmel.mel_frequencies.numpy()
+    figure = explanation_figure(db, e.evidence, p.frame_times_s, bands, e.scale, e.top_segments)
+    rows = "\n".join(f"| {i} | {a:.1f}-{b:.1f} s | {prob:.0%} |" for i, (a, b, prob) in enumerate(e.top_segments, 1))
+    table = f"Windows that sounded most like **{e.genre}**:\n\n| | where | {e.genre} |\n|---|---|---|\n{rows}"
+    start, end, _ = e.top_segments[0]
+    strongest = (wave.sample_rate, wave.samples[int(start * wave.sample_rate) : int(end * wave.sample_rate)])
+    title = (
+        f"Why **{e.genre}** and not **{e.versus}**? Red: sounds that say {e.genre}; blue: sounds that say {e.versus}."
+    )
+    return f"{title} (`{classifier.name}`)\n\n{e.note}", figure, table, strongest
+
+
+def compare(models: AppModels, audio) -> tuple[str]:
+    """Compare view: the same clip through every model, a card each: how often it is right (big), its verdict in
+    the same words as Analyze, its probabilities (genres in the same order everywhere)."""
+    cards = []
+    for c in models.compare:  # models may differ in sample rate: each decodes for itself
+        p = classify_clip(c.classifier, load_clip(c.classifier, audio))
+        said = c.classifier.verdict(p.probabilities)
+        accuracy = f"<b>{c.accuracy:.0%}</b> right" if c.accuracy is not None else "<b>?</b>"
+        cards.append(
+            f'<div class="compare-card"><div class="compare-model">{escape(c.classifier.name)}: {escape(c.role)}'
+            f'</div><div class="compare-accuracy">{accuracy} <span>balanced, on {escape(c.measured_on)}</span></div>'
+            f"<h3>{escape(said.headline)}</h3>{bars_html(p.probabilities)}</div>"
+        )
+    return (f'<div class="compare-cards">{"".join(cards)}</div>',)
+
+
+def analyze_view(models: AppModels) -> list:
+    """Analyze's components, in `analyze`'s order."""
+    verdict_text = gr.Markdown(elem_id="headline")
+    with gr.Row():
+        with gr.Column():
+            label = gr.Label(num_top_classes=3, label="Top genres", show_heading=False, elem_id="top-genres")
+            tags = gr.Label(
+                num_top_classes=TAGS_SHOWN,
+                label="Tags the pretrained musicnn tagger hears (Million Song Dataset tags, each scored on its own; "
+                "not this app's genre decision)",
+                visible=bool(models.main.model.tag_names),
+                show_heading=False,  # a big top tag would read like the genre answer
+                elem_id="tags",
+            )
+        bars = gr.Plot(label="Probabilities", elem_id="probabilities")
+    waveform = gr.Plot(label="Waveform")
+    spectrogram = gr.Plot(label="What the network hears: the mel spectrogram")
+    timeline = gr.Plot(label="Genre over time", visible=False, elem_id="timeline")
+    return [verdict_text, label, bars, waveform, spectrogram, timeline, tags]
+
+
+def explain_view(models: AppModels) -> tuple[list, gr.Button, list]:
+    """Explain's choices (why..., and not...), its button and its components, in `explain_clip`'s order."""
+    with gr.Row():
+        genre = gr.Dropdown([PREDICTED, *models.main.genres], value=PREDICTED, label="Why…")
+        versus = gr.Dropdown([RUNNER_UP, OTHERS, *models.main.genres], value=RUNNER_UP, label="…and not")
+        button = gr.Button("Explain", variant="primary")
+    note = gr.Markdown(elem_id="explain-summary")
+    plot = gr.Plot(label="Evidence over the spectrogram", elem_id="explain-plot")
+    with gr.Row():
+        table = gr.Markdown(elem_id="explain-table")
+        play = gr.Audio(label="Listen to the strongest window", interactive=False, elem_id="explain-play")
+    gr.Markdown(
+        "Red marks the sounds (time and pitch) that pushed the model towards the first genre, blue those that pushed "
+        "it towards the second; the same scale for every genre, so a genre the model barely hears shows little red."
+    )
+    return [genre, versus], button, [note, plot, table, play]
+
+
+def compare_view() -> list:
+    """Compare's component: one HTML block of a card per model."""
+    cards = gr.HTML(elem_id="compare-outputs")
+    gr.Markdown(
+        "The same clip through this app's models, our CNN trained from scratch, and the paper's CNN and feed-forward "
+        "network. A long bar is not a right answer: the big number says how often each model is right."
+    )
+    return [cards]
