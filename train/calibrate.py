@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no set named {', '.join(unknown)}; the files hold: {', '.join(sets)}")
     labels = np.concatenate([sets[name][0] for name in fit_on])
     probs = np.concatenate([sets[name][1] for name in fit_on])
-    rule = calibrate(labels, probs, f"{len(labels)} clips it never trained on")
+    rule = calibrate(labels, probs, f"{', '.join(fit_on)}: {len(labels)} clips it never trained on")
     config_file = Path(args.model) / "config.json"
     config = json.loads(config_file.read_text())
     config_file.write_text(json.dumps({**config, "confidence": rule.to_dict()}, indent=2, sort_keys=True) + "\n")

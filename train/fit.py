@@ -157,7 +157,8 @@ def save(
     seconds = time.perf_counter() - started
     if not cfg.split_dir:  # the card's data paragraph names the artist-filtered split
         summary += f" Its split was a seeded random one (seed {cfg.seed}), not the artist-filtered lists."
-    measured_on = f"{len(data.valid[1])} valid clips"  # before any refit on train + valid: clips it never trained on
+    # valid's predictions come from before any refit on train + valid: clips it never trained on
+    measured_on = f"valid: {len(data.valid[1])} clips it never trained on"
     model.config.confidence = calibrate(data.valid[1], scores.pop("valid_probs"), measured_on).to_dict()
     metrics = {
         "model": model.config.arch,
