@@ -18,6 +18,7 @@ log = logging.getLogger("genre-app")
 PREDICTED = "the predicted genre"
 RUNNER_UP = "the runner-up"
 TAGS_SHOWN = 6
+REGIONS_SHOWN = 3
 
 
 def shown(handler, n_outputs: int):
@@ -59,8 +60,9 @@ def analyze(models: AppModels, audio) -> tuple:
 
 
 def explain_clip(models: AppModels, audio, genre: str, versus: str) -> tuple:
-    """Explain view: evidence for the predicted (or chosen) genre against the runner-up (or the chosen one) over the
-    spectrogram, the strongest windows marked and listed (of the model Analyze chose for the clip)."""
+    """Explain view: what made the predicted (or chosen) genre rather than the runner-up (or the chosen one), in a
+    sentence and the regions that cost it most when muted, boxed over the evidence map (of the model Analyze chose
+    for the clip); the costliest region to listen to."""
     wave = load_clip(models.main, audio)
     try:
         classifier = models.router.choose(wave)[0] if models.router else models.main
@@ -70,15 +72,20 @@ def explain_clip(models: AppModels, audio, genre: str, versus: str) -> tuple:
         raise ClipProblem("Something went wrong while explaining this clip. Try another file.") from None
     p, to_logmel = e.prediction, classifier.model.to_logmel
     db, bands = to_logmel.loudness_db(p.logmel), to_logmel.mel_frequencies.numpy()
-    figure = explanation_figure(db, e.evidence, p.frame_times_s, bands, e.scale, e.top_segments)
-    rows = "\n".join(f"| {i} | {a:.1f}-{b:.1f} s | {prob:.0%} |" for i, (a, b, prob) in enumerate(e.top_segments, 1))
-    table = f"Windows that sounded most like **{e.genre}**:\n\n| | where | {e.genre} |\n|---|---|---|\n{rows}"
-    start, end, _ = e.top_segments[0]
-    strongest = (wave.sample_rate, wave.samples[int(start * wave.sample_rate) : int(end * wave.sample_rate)])
-    title = (
-        f"Why **{e.genre}** and not **{e.versus}**? Red: sounds that say {e.genre}; blue: sounds that say {e.versus}."
+    shown = e.regions[:REGIONS_SHOWN]
+    boxes = [(r.start_s, r.end_s, r.low_hz, r.high_hz) for r in shown]
+    figure = explanation_figure(db, e.evidence, p.frame_times_s, bands, e.scale, boxes)
+    rows = "\n".join(
+        f"| {i} | {r.describe()} | {r.genre_without:.0%} | {r.versus_without:.0%} |" for i, r in enumerate(shown, 1)
     )
-    return f"{title} (`{classifier.name}`)\n\n{e.note}", figure, table, strongest
+    table = (
+        f"Muted one at a time, the regions that cost **{e.genre}** most:\n\n"
+        f"| | region | {e.genre} without it | {e.versus} without it |\n|---|---|---|---|\n{rows}"
+    )
+    sr, first = wave.sample_rate, e.regions[0]
+    region = (sr, wave.samples[int(first.start_s * sr) : int(first.end_s * sr)])
+    summary = f"## Why {e.genre} and not {e.versus}?\n**{e.summary}**\n\n{e.note} (`{classifier.name}`)"
+    return summary, figure, table, region
 
 
 def compare(models: AppModels, audio) -> tuple[str]:
@@ -125,13 +132,15 @@ def explain_view(models: AppModels) -> tuple[list, gr.Button, list]:
         versus = gr.Dropdown([RUNNER_UP, OTHERS, *models.main.genres], value=RUNNER_UP, label="…and not")
         button = gr.Button("Explain", variant="primary")
     note = gr.Markdown(elem_id="explain-summary")
-    plot = gr.Plot(label="Evidence over the spectrogram", elem_id="explain-plot")
+    plot = gr.Plot(label="The regions (boxed) and the evidence map over the spectrogram", elem_id="explain-plot")
     with gr.Row():
         table = gr.Markdown(elem_id="explain-table")
-        play = gr.Audio(label="Listen to the strongest window", interactive=False, elem_id="explain-play")
+        play = gr.Audio(label="Listen to region 1", interactive=False, elem_id="explain-play")
     gr.Markdown(
-        "Red marks the sounds (time and pitch) that pushed the model towards the first genre, blue those that pushed "
-        "it towards the second; the same scale for every genre, so a genre the model barely hears shows little red."
+        "Each region (a few seconds x the low, middle or high band) was muted in turn and the clip classified again: "
+        "the boxes are those that cost the genre most. On the map, red marks the sounds (time and pitch) that pushed "
+        "the model towards the first genre, blue those that pushed it towards the second; the same scale for every "
+        "genre, so a genre the model barely hears shows little red."
     )
     return [genre, versus], button, [note, plot, table, play]
 

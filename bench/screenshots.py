@@ -85,7 +85,7 @@ def views(browser, url: str, out: Path, width: int, height: int) -> list[dict]:
     page.wait_for_selector(".js-plotly-plot .heatmaplayer, .js-plotly-plot image", timeout=30_000)
     shots = [shoot(page, out, f"analyze-{size}", "analyze")]
     open_tab(page, "Explain")
-    page.wait_for_selector("text=Windows that sounded most like", timeout=60_000)
+    page.wait_for_selector("text=Muted one at a time", timeout=60_000)
     shots.append(shoot(page, out, f"explain-{size}", "explain"))
     open_tab(page, "Compare")
     page.wait_for_selector("#compare-outputs .compare-card h3", timeout=60_000)

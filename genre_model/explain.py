@@ -1,5 +1,6 @@
-"""Why did the model say that? Evidence over the model's own log-mel grid, for and against a genre, the windows that
-sounded most like it, and the model's verdict in words (`genre_model.confidence`).
+"""Why did the model say that? In words: the few regions (time segment x band) whose muting costs the genre most,
+and a sentence on the costliest (`genre_model.occlusion`: faithful by construction). For the curious, a map: evidence
+over the model's own log-mel grid, for and against a genre. And the model's verdict (`genre_model.confidence`).
 
 Method: gradient x (input - silence), i.e. the first-order estimate of how much a logit difference would drop if that
 time-frequency bin were silenced. By default the difference is "why A and not B": the explained genre's logit against
@@ -7,8 +8,8 @@ the runner-up's (or, with `OTHERS`, against the other genres weighted by their p
 difference, unlike a probability, keeps its gradient where the model is already sure. Evidence is signed (for and
 against) and shown on one scale per clip, the strongest evidence of the predicted genre against its runner-up: a
 genre the model gives 1% shows little for and much against, instead of being stretched to fill the colour range.
-One backward pass per map (cheap enough for a live demo, unlike occlusion, which needs a forward pass per patch); it
-works for every architecture here, and it is not an energy map: a loud bin the model ignores gets zero gradient.
+One backward pass per map (occlusion's regions are coarse by design: a forward pass each); it works for every
+architecture here, and it is not an energy map: a loud bin the model ignores gets zero gradient.
 Each model computes its gradient (`GenreNet.probabilities_with_gradient`); musicnn's comes from the same int8
 forward pass the prediction uses and a sparse backward pass through its front end (`MusicnnBackbone.input_gradient`).
 """
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 
 from .audio import AudioInput, Waveform
 from .inference import GenreClassifier, Prediction
+from .occlusion import Region, occlude, sentence
 
 _BATCH = 16  # windows per forward pass: bounds the memory the backward pass holds for long clips
 
@@ -37,7 +39,8 @@ class Explanation:
     versus: str  # against which: a genre, or OTHERS
     evidence: np.ndarray  # (n_mels, frames), aligned with prediction.logmel: + for ``genre``, - for ``versus``
     scale: float  # the clip's evidence scale (see the module docstring): colour the map from -scale to +scale
-    top_segments: list[tuple[float, float, float]]  # (start_s, end_s, probability of genre), strongest first
+    regions: list[Region]  # time segment x band, muted one at a time: the costliest for ``genre`` first
+    summary: str  # what made it ``genre`` rather than ``versus``, in one sentence (`occlusion.sentence`)
     note: str  # the model's verdict in words, and its reason
     prediction: Prediction
     window_evidence: np.ndarray = field(repr=False)  # (windows, n_mels, frames): ``evidence`` before stitching
@@ -89,17 +92,18 @@ def explain(
     default = evidence if (genre, versus) == (ranked[0], ranked[1]) else evidence_of(ranked[0], ranked[1])
     scale = float(torch.quantile(default.abs().flatten()[:: max(1, default.numel() // 100_000)], 0.99)) or 1.0
     grid, _ = classifier.stitch(evidence.cpu().numpy(), starts)
-    sr, win, n = classifier.sample_rate, model.config.window_samples, len(wave.samples)
-    target = genres.index(genre)
-    strongest = sorted(zip(starts, probs[:, target].cpu().numpy()), key=lambda sp: -sp[1])[:3]
-    top = [(s / sr, min(s + win, n) / sr, float(p)) for s, p in strongest]
+    sr, target = classifier.sample_rate, genres.index(genre)
+    against = [i for i in range(len(genres)) if i != target] if versus == OTHERS else [genres.index(versus)]
+    clip, regions = occlude(model, logmel, [s / sr for s in starts], len(wave.samples) / sr, target, against)
+    summary = sentence(regions, genre, versus, float(clip[target]), float(clip[against].sum()))
     note = classifier.verdict(prediction.probabilities).sentence
     return Explanation(
         genre,
         versus,
         grid.astype(np.float32),
         scale,
-        top,
+        regions,
+        summary,
         note,
         prediction,
         evidence.cpu().numpy(),

@@ -105,10 +105,10 @@ def explanation_figure(
     frame_times_s: np.ndarray,
     mel_hz: np.ndarray,
     scale: float,
-    strongest: list[tuple[float, float, float]] = (),
+    regions: list[tuple[float, float, float, float]] = (),
 ) -> go.Figure:
     """The spectrogram in grey with the evidence over it: red for the explained genre, blue against it, on the
-    clip's fixed ``scale``; the ``strongest`` windows (start, end, probability) boxed and numbered."""
+    clip's fixed ``scale``; ``regions`` (start s, end s, low Hz, high Hz) boxed and numbered in large type."""
     fig = spectrogram_figure(loudness_db, frame_times_s, mel_hz)
     fig.data[0].update(colorscale="Greys", reversescale=True, showscale=False)
     clear = "rgba(255,255,255,0)"
@@ -128,14 +128,16 @@ def explanation_figure(
         hovertemplate="evidence %{z:.3f}<extra></extra>",
     )
     fig.add_trace(overlay)
-    for rank, (start, end, _) in enumerate(strongest, 1):
-        fig.add_vrect(
+    for rank, (start, end, low, high) in enumerate(regions, 1):
+        rows = np.flatnonzero((mel_hz >= low) & (mel_hz < high))
+        fig.add_shape(
+            type="rect",
             x0=start,
             x1=end,
-            line=dict(color="#222", width=1.5, dash="dot"),
-            fillcolor=clear,
-            annotation_text=str(rank),
-            annotation_position="top left",
+            y0=rows[0] - 0.5,
+            y1=rows[-1] + 0.5,
+            line=dict(color="#111", width=3),
+            label=dict(text=str(rank), font=dict(size=28, color="#111"), textposition="top left"),
         )
     return fig
 

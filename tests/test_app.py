@@ -68,11 +68,11 @@ def test_analyze_rejects_bad_input_with_a_short_message(models, tmp_path):
 
 def test_explain_handler_returns_overlay_table_and_audio(models, write_audio):
     path = str(write_audio("e.wav", noise(7.0)))
-    note, figure, table, (rate, strongest) = views.explain_clip(models, path, "jazz", views.RUNNER_UP)
+    note, figure, table, (rate, region) = views.explain_clip(models, path, "jazz", views.RUNNER_UP)
     assert len(figure.data) == 2 and figure.data[1].zmax == -figure.data[1].zmin > 0  # evidence, for and against
-    assert len(figure.layout.shapes) == 3  # the strongest windows, marked
-    assert "jazz" in table and "s |" in table and note.startswith("Why **jazz** and not **")
-    assert rate == 22_050 and 0 < len(strongest) <= 3 * 22_050
+    assert len(figure.layout.shapes) == 3  # the costliest regions, boxed
+    assert "jazz without it" in table and " band (" in table and note.startswith("## Why jazz and not ")
+    assert rate == 22_050 and 0 < len(region) <= 3.5 * 22_050  # 7 s: two segments
     assert note
 
 

@@ -39,7 +39,23 @@ def test_planted_quiet_pattern_lights_up_not_the_loud_energy(readout):
     energy = 10 ** (e.prediction.logmel / 10)
     assert share > 0.9  # the evidence is in the quiet band the model reads
     assert energy[HIGH_BAND].sum() / energy.sum() < 0.05  # though that band holds almost none of the energy
-    assert len(e.top_segments) == 2 and e.top_segments[0][2] >= e.top_segments[1][2]
+    drops = [e.prediction.probabilities[e.genre] - r.genre_without for r in e.regions]
+    assert len(e.regions) == 2 * 3 and drops == sorted(drops, reverse=True)  # 2 segments x 3 bands, costliest first
+
+
+def test_the_sentence_names_the_planted_region(readout):
+    """Genre 0 reads the loudest high band: a 6 kHz tone only between 6 and 9 s of quiet noise is what makes it genre
+    0, and muting the high band there takes the most of genre 0 away."""
+    x = noise(12.0, amp=0.02)
+    x[6 * SR : 9 * SR] += tone(6000.0, 3.0, amp=0.3)
+    e = explain(readout, (SR, x))
+    assert e.genre == readout.genres[0]
+    top = e.regions[0]
+    assert (top.band, top.start_s, top.end_s) == ("high", 6.0, 9.0)
+    cost = [e.prediction.probabilities[e.genre] - r.genre_without for r in e.regions]
+    assert cost[0] > 0.05 and cost[0] > 3 * max(cost[1:])  # muting it costs genre 0 far more than any other region
+    assert e.summary.startswith(f"What made it {e.genre} rather than {e.versus} most: the high band (above 2000 Hz")
+    assert "at 6-9 s. Without it, " in e.summary
 
 
 def test_the_note_is_the_models_verdict(readout, monkeypatch):

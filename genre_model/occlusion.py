@@ -1,0 +1,100 @@
+"""What made the model say one genre rather than another, in regions a student can read: the clip cut into time
+segments x a low, a middle and a high band; each region muted (set to silence in the log-mel the network reads) and
+the clip classified again. The region whose muting costs the genre most is the evidence, and the sentence says what
+the model did without it: faithful by construction, unlike a gradient map. One forward pass per muted window, batched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .base import GenreNet
+
+# (name, low Hz, high Hz, what usually sits there): the words a student reads
+BANDS = (
+    ("low", 0.0, 250.0, "bass and kick drum"),
+    ("middle", 250.0, 2000.0, "voices, guitars, keys"),
+    ("high", 2000.0, float("inf"), "cymbals, hi-hats, brightness"),
+)
+SEGMENTS_MAX = 12  # a long clip gets longer segments, not more regions
+SEGMENT_S = 3.0  # the shortest segment
+_BATCH = 16
+
+
+@dataclass(frozen=True)
+class Region:
+    start_s: float
+    end_s: float
+    band: str
+    low_hz: float
+    high_hz: float
+    genre_without: float  # the explained genre's probability for the clip with this region muted
+    versus_without: float  # and the other genre's (or, against all others, the sum of theirs)
+
+    def describe(self) -> str:
+        name, low, high, what = next(b for b in BANDS if b[0] == self.band)
+        hz = f"below {high:.0f} Hz" if low == 0 else (f"above {low:.0f} Hz" if high == float("inf") else "")
+        hz = hz or f"{low:.0f}-{high:.0f} Hz"
+        return f"the {name} band ({hz}: {what}) at {self.start_s:.0f}-{self.end_s:.0f} s"
+
+
+def segments(duration_s: float) -> list[tuple[float, float]]:
+    """The clip's time segments: `SEGMENT_S` long, or longer so there are at most `SEGMENTS_MAX`."""
+    n = max(1, min(SEGMENTS_MAX, int(duration_s // SEGMENT_S)))
+    edges = np.linspace(0.0, duration_s, n + 1)
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+
+
+def occlude(
+    model: GenreNet, logmel: torch.Tensor, starts_s: list[float], duration_s: float, genre: int, versus: list[int]
+) -> tuple[np.ndarray, list[Region]]:
+    """Every region muted in turn, in ``logmel`` (windows, mels, frames) as the model read it from windows starting
+    at ``starts_s``. Returns the clip's probabilities by the same passes, and the regions, the costliest for
+    ``genre`` first."""
+    config = model.config
+    hop_s = config.hop_length / config.sample_rate
+    frame_s = np.asarray(starts_s)[:, None] + np.arange(logmel.shape[2])[None] * hop_s  # (windows, frames)
+    mel_hz = model.to_logmel.mel_frequencies.cpu().numpy()
+    floor = logmel.amin(dim=(1, 2), keepdim=True)  # silence, in this front end's units
+    jobs, muted = [(-1, w) for w in range(len(logmel))], list(logmel)  # (region or -1: none, window), the input
+    regions = [(a, b, band) for a, b in segments(duration_s) for band in BANDS]
+    for r, (a, b, (_, low, high, _)) in enumerate(regions):
+        rows = torch.from_numpy((mel_hz >= low) & (mel_hz < high)).to(logmel.device)
+        for w in np.flatnonzero(((frame_s >= a) & (frame_s < b)).any(axis=1)):
+            cols = torch.from_numpy((frame_s[w] >= a) & (frame_s[w] < b)).to(logmel.device)
+            mask = rows[:, None] & cols[None, :]
+            jobs.append((r, w))
+            muted.append(torch.where(mask, floor[w], logmel[w]))
+    with torch.no_grad():
+        out = [model.classify(torch.stack(muted[i : i + _BATCH])).softmax(-1) for i in range(0, len(muted), _BATCH)]
+    new = torch.cat(out).cpu().numpy()
+    base = new[: len(logmel)]
+    found = []
+    for r, (a, b, (band, low, high, _)) in enumerate(regions):
+        window_probs = base.copy()
+        for (job_r, w), p in zip(jobs[len(logmel) :], new[len(logmel) :]):
+            if job_r == r:
+                window_probs[w] = p
+        clip = window_probs.mean(axis=0)
+        clip = clip / clip.sum()
+        found.append(Region(a, b, band, low, high, float(clip[genre]), float(clip[versus].sum())))
+    clip = base.mean(axis=0)
+    return clip / clip.sum(), sorted(found, key=lambda region: region.genre_without)
+
+
+def sentence(regions: list[Region], genre: str, versus: str, genre_p: float, versus_p: float) -> str:
+    """What made it ``genre`` rather than ``versus``, from the costliest region ("Without the low band at 10-13 s,
+    disco falls from 62% to 21%...")."""
+    top = regions[0]
+    if genre_p - top.genre_without < 0.01:
+        return f"No one region makes it {genre}: without any of them, {genre} stays within a point of {genre_p:.0%}."
+    rises = f", and {versus} rises from {versus_p:.0%} to {top.versus_without:.0%}" * (
+        top.versus_without > versus_p + 0.005
+    )
+    return (
+        f"What made it {genre} rather than {versus} most: {top.describe()}. Without it, {genre} falls from "
+        f"{genre_p:.0%} to {top.genre_without:.0%}{rises}."
+    )
