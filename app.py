@@ -119,9 +119,11 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
         explain_button.click(explain_clip_view, [clip, *choices], [message, *explain_outputs], api_name="explain")
 
         def on_clip(audio):  # a new clip (or none: cleared) is analyzed at once and clears the other views
-            if audio is None:
-                return "", *[None] * (len(analyze_outputs) + len(stale))
-            return *analyze_shown(audio), *[None] * len(stale)
+            if audio is None:  # cleared, by the user or after a refused clip: whatever the message says stays
+                return gr.skip(), gr.skip(), *[None] * (len(analyze_outputs) + len(stale))
+            message_text, *shown_outputs = analyze_shown(audio)
+            refused = None if message_text else gr.skip()  # a refused clip leaves no player behind, only the message
+            return message_text, refused, *shown_outputs, *[None] * len(stale)
 
         def redo_open_view(view: str, audio, genre: str, versus: str):
             if view == "Explain":
@@ -137,7 +139,8 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
         guess.change(None, guess, None, js=guessing)
         reveal.click(None, None, None, js="() => document.body.classList.remove('answer-hidden')")
         hide_then = f"(audio) => ({HIDE_ANSWER}, audio)"
-        clip.change(on_clip, clip, [message, *analyze_outputs, *stale], js=hide_then, api_visibility="private").then(
+        clip_outputs = [message, clip, *analyze_outputs, *stale]
+        clip.change(on_clip, clip, clip_outputs, js=hide_then, api_visibility="private").then(
             redo_open_view, [opened, clip, *choices], stale, api_visibility="private"
         )
 

@@ -22,9 +22,9 @@ IDLE = "Press <b>Microphone</b> or <b>This computer's sound</b> to start."
 PAUSED = "<b>Paused.</b> Press a button above to listen again."  # shown while #live-panel has the class paused
 PAUSE_JS = "document.getElementById('live-panel').classList"  # paused: the last answer greyed out (app.py's CSS)
 HIDE_ANSWER = "document.body.classList.add('answer-hidden')"  # with Guess first on, answers wait for Reveal
-LOOPBACK_HOWTO = """**No "This computer's sound" in your browser?** Route the computer's output to an input and
-choose it above. Windows: Sound settings → Recording → enable **Stereo Mix**. macOS: install **BlackHole** and send
-the output to it. Linux: choose **Monitor of …** (PulseAudio/PipeWire)."""
+LOOPBACK_HOWTO = """Route the computer's output to an input, choose it in the recording box's input list and press
+**Microphone**. Windows: Sound settings → Recording → enable **Stereo Mix**. macOS: install **BlackHole** and send the
+output to it. Linux: choose **Monitor of …** (PulseAudio/PipeWire)."""
 
 
 def level_meter(level_db: float) -> str:
@@ -142,10 +142,7 @@ def build_live_tab(classifier: GenreClassifier, room: GenreClassifier | None = N
             "the tab and tick **Share tab audio** (or share the whole screen with **Share system audio** on "
             "Windows and ChromeOS). **Microphone**: music from the room. Stop pauses; Reset clears the timeline."
         )
-        with gr.Accordion("Microphone input and loopback (other browsers)", open=False):
-            gr.HTML(
-                '<label>Microphone input: <select aria-label="Microphone input"></select></label>', elem_id="live-input"
-            )  # filled by static/capture.js
+        with gr.Accordion('No "This computer\'s sound" in this browser? A loopback input', open=False):
             gr.Markdown(LOOPBACK_HOWTO)
         live_outputs = [listener, panel]
         for button, kind, label in (

@@ -3,7 +3,8 @@
 // Gradio's audio component asks for `getUserMedia({audio: true})`, which turns on the browser's speech processing
 // (echo cancellation, noise suppression, automatic gain): made for voices, it pumps and thins music. Gradio has no
 // option for this, so this script wraps `getUserMedia` once for the whole page:
-//   - every microphone request gets those three switched off, and the input chosen in the Live tab (#live-input);
+//   - every microphone request gets those three switched off, and the input chosen in the recording box's own list
+//     (Gradio's list steers only its waveform, not the recorder that streams: one list for both, Gradio's);
 //   - after a click on "This computer's sound", it asks `getDisplayMedia` once for a tab's (or the system's) audio,
 //     drops the video track the browser insists on, and answers every request of that start with a copy of the
 //     shared sound. One click makes two requests (Gradio's waveform, then its recorder): both must get the shared
@@ -69,7 +70,8 @@
       stream = await copyOfShare();
     } else {
       const audio = { ...(constraints.audio === true ? {} : constraints.audio), ...RAW };
-      const chosen = document.querySelector("#live-input select")?.value;
+      const box = document.body.classList.contains("live-view") ? "#live-audio" : "#clip";
+      const chosen = document.querySelector(`${box} select.mic-select`)?.value;
       if (chosen) audio.deviceId = { exact: chosen };
       stream = await askMicrophone({ ...constraints, audio });
     }
@@ -81,20 +83,6 @@
     const note = document.querySelector("#capture-note .capture-note");
     if (note) note.textContent = text;
   }
-
-  // The inputs list: names appear once the page may use the microphone (after the first recording).
-  async function listInputs() {
-    const select = document.querySelector("#live-input select");
-    if (!select) return;
-    const inputs = (await media.enumerateDevices()).filter((d) => d.kind === "audioinput");
-    const chosen = select.value;
-    select.replaceChildren(new Option("Default microphone", ""));
-    inputs.filter((d) => d.deviceId && d.deviceId !== "default").forEach((d, i) => {
-      select.add(new Option(d.label || `Input ${i + 1}`, d.deviceId));
-    });
-    select.value = [...select.options].some((o) => o.value === chosen) ? chosen : "";
-  }
-  media.addEventListener?.("devicechange", listInputs);
 
   // Which source the next recording uses: set by the source buttons (see live_view.py), which then press record.
   // Another source while listening: Stop first, then Record once the box has redrawn (still within the few seconds
@@ -134,14 +122,8 @@
 
   state.supportsComputerSound = () => Boolean(media.getDisplayMedia) && /Chrome|Chromium|Edg\//.test(navigator.userAgent);
 
-  // Gradio renders the page after this script runs: set up the inputs list and the browser note when they appear.
+  // Gradio renders the page after this script runs: write the browser note when it appears.
   const observer = new MutationObserver(() => {
-    const select = document.querySelector("#live-input select");
-    if (select && !select.dataset.filled) {
-      select.dataset.filled = "1";
-      select.addEventListener("focus", listInputs);
-      listInputs();
-    }
     const note = document.querySelector("#capture-note .capture-note");
     if (note && !note.dataset.checked) {
       note.dataset.checked = "1";

@@ -82,6 +82,9 @@ def test_browser_whole_flow_one_clip_for_every_view(server, write_audio, tmp_pat
         page.locator("#clip button[aria-label='Clear']").click()
         page.locator("input[type=file]").first.set_input_files(str(junk))
         page.wait_for_selector("#clip-message >> text=not an audio file", timeout=60_000)
+        page.wait_for_selector("#clip button[aria-label='Clear']", state="detached", timeout=10_000)  # no broken player
+        page.wait_for_timeout(1000)
+        assert "not an audio file" in page.locator("#clip-message").inner_text()  # the message stays
         page.screenshot(path=str(shots / f"bad-file-{width}.png"), full_page=True)
         assert page.locator("text=Error").count() == 0  # no error badges
         assert page.locator("#headline").inner_text().strip() == ""  # no result of the previous clip
@@ -211,6 +214,15 @@ def test_browser_live_tab_follows_the_microphone(server, fake_mic_browser, tmp_p
     page.locator("#live-audio button.stop-button").click()
     page.wait_for_selector("text=Paused", timeout=30_000)
     assert in_view(page, "#live-headline h2") and in_view(page, ".live-paused")
+    if width < 1000:
+        return
+    # one input list, Gradio's own in the recording box: the recorder that streams records the input chosen there
+    picker = page.locator("#live-audio select.mic-select")
+    chosen = picker.locator("option").nth(1).get_attribute("value")
+    picker.select_option(chosen)
+    page.get_by_role("button", name="Microphone", exact=True).click()
+    page.wait_for_selector("#live-panel:not(.paused) .live-status", timeout=60_000)
+    assert live_track_settings(page)["deviceId"] == chosen
 
 
 # Chromium's fake microphone and fake shared tab both play the same file: an init script replaces one of them with
