@@ -91,13 +91,23 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
                     compare_outputs = compare_view()
                 live_tab = build_live_tab(models.main, models.router.room if models.router else None)
 
-        analyze_shown = shown(lambda audio: analyze(models, audio), len(analyze_outputs))
+        analyze_shown = shown(lambda *args: analyze(models, *args), len(analyze_outputs))
         explain_shown = shown(lambda *args: explain_clip(models, *args), len(explain_outputs))
         compare_shown = shown(lambda audio: compare(models, audio), len(compare_outputs))
         stale = explain_outputs + compare_outputs  # cleared whenever the clip changes, then redone if open
 
-        def explain_clip_view(audio, genre: str = PREDICTED, versus: str = RUNNER_UP):  # named: the API shows them
-            return explain_shown(audio, genre, versus) if audio else ("", *[None] * len(explain_outputs))
+        # the box's own Record is the microphone: its clip goes to the room model (Analyze and Explain); "recording"
+        # from the press of Record, then the recorded clip's path, so the next upload or example is a file again
+        recorded = gr.State("")
+        clip.start_recording(lambda: "recording", None, recorded, api_visibility="private")
+
+        def source_of(audio, recording: str) -> str:
+            return "microphone" if audio and recording in ("recording", audio) else "auto"
+
+        def explain_clip_view(audio, genre: str = PREDICTED, versus: str = RUNNER_UP, recording: str = ""):
+            if not audio:
+                return "", *[None] * len(explain_outputs)
+            return explain_shown(audio, genre, versus, source_of(audio, recording))
 
         def compare_clip_view(audio):
             return compare_shown(audio) if audio else ("", *[None] * len(compare_outputs))
@@ -114,20 +124,23 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
                 js=f"() => document.body.classList.toggle('live-view', {live})",
                 api_visibility="private",
             )
-        explain_tab.select(explain_clip_view, [clip, *choices], [message, *explain_outputs], api_visibility="private")
+        explain_inputs = [clip, *choices, recorded]
+        explain_tab.select(explain_clip_view, explain_inputs, [message, *explain_outputs], api_visibility="private")
         compare_tab.select(compare_clip_view, clip, [message, *compare_outputs], api_name="compare")
-        explain_button.click(explain_clip_view, [clip, *choices], [message, *explain_outputs], api_name="explain")
+        explain_button.click(explain_clip_view, explain_inputs, [message, *explain_outputs], api_name="explain")
 
-        def on_clip(audio):  # a new clip (or none: cleared) is analyzed at once and clears the other views
+        def on_clip(audio, recording: str):  # a new clip (or none: cleared) is analyzed at once, the rest cleared
             if audio is None:  # cleared, by the user or after a refused clip: whatever the message says stays
-                return gr.skip(), gr.skip(), *[None] * (len(analyze_outputs) + len(stale))
-            message_text, *shown_outputs = analyze_shown(audio)
+                return gr.skip(), gr.skip(), gr.skip(), *[None] * (len(analyze_outputs) + len(stale))
+            source = source_of(audio, recording)
+            message_text, *shown_outputs = analyze_shown(audio, source)
             refused = None if message_text else gr.skip()  # a refused clip leaves no player behind, only the message
-            return message_text, refused, *shown_outputs, *[None] * len(stale)
+            recording = audio if source == "microphone" else ""
+            return message_text, refused, recording, *shown_outputs, *[None] * len(stale)
 
-        def redo_open_view(view: str, audio, genre: str, versus: str):
+        def redo_open_view(view: str, audio, genre: str, versus: str, recording: str):
             if view == "Explain":
-                return *explain_clip_view(audio, genre, versus)[1:], *[gr.skip()] * len(compare_outputs)
+                return *explain_clip_view(audio, genre, versus, recording)[1:], *[gr.skip()] * len(compare_outputs)
             if view == "Compare":
                 return *[gr.skip()] * len(explain_outputs), *compare_clip_view(audio)[1:]
             return [gr.skip()] * len(stale)
@@ -138,10 +151,10 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
         guessing = f"(on) => (document.body.classList.toggle('guess-first', on), {HIDE_ANSWER})"
         guess.change(None, guess, None, js=guessing)
         reveal.click(None, None, None, js="() => document.body.classList.remove('answer-hidden')")
-        hide_then = f"(audio) => ({HIDE_ANSWER}, audio)"
-        clip_outputs = [message, clip, *analyze_outputs, *stale]
-        clip.change(on_clip, clip, clip_outputs, js=hide_then, api_visibility="private").then(
-            redo_open_view, [opened, clip, *choices], stale, api_visibility="private"
+        hide_then = f"(audio, recording) => ({HIDE_ANSWER}, [audio, recording])"
+        clip_outputs = [message, clip, recorded, *analyze_outputs, *stale]
+        clip.change(on_clip, [clip, recorded], clip_outputs, js=hide_then, api_visibility="private").then(
+            redo_open_view, [opened, clip, *choices, recorded], stale, api_visibility="private"
         )
 
         def classify(audio: FileData, source: str = "auto") -> dict:

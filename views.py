@@ -42,11 +42,12 @@ def headline(p: Prediction, classifier: GenreClassifier) -> str:
     return f"## {said.headline}\n{said.reason}\n\n{p.analyzed_s:.1f} s analyzed{cut} by `{p.model_name}`{route}."
 
 
-def analyze(models: AppModels, audio) -> tuple:
-    """Analyze view: headline, top-3 label, probability bars, waveform, log-mel, genre timeline, pretrained tags."""
+def analyze(models: AppModels, audio, source: str = "auto") -> tuple:
+    """Analyze view: headline, top-3 label, probability bars, waveform, log-mel, genre timeline, pretrained tags.
+    ``source``: "microphone" for the box's own recording (the room model), else "auto" (the detector decides)."""
     classifier = models.main
     wave = load_clip(classifier, audio)
-    prediction = classify_clip(models.answering, wave, with_features=True)
+    prediction = classify_clip(models.answering, wave, with_features=True, source=source)
     figures = prediction_figures(prediction, wave.samples, wave.sample_rate, classifier.model.to_logmel)
     return (
         headline(prediction, models.answered(prediction)),
@@ -59,13 +60,13 @@ def analyze(models: AppModels, audio) -> tuple:
     )
 
 
-def explain_clip(models: AppModels, audio, genre: str, versus: str) -> tuple:
+def explain_clip(models: AppModels, audio, genre: str, versus: str, source: str = "auto") -> tuple:
     """Explain view: what made the predicted (or chosen) genre rather than the runner-up (or the chosen one), in a
     sentence and the regions that cost it most when muted, boxed over the evidence map (of the model Analyze chose
-    for the clip); the costliest region to listen to."""
+    for the clip, by ``source`` as there); the costliest region to listen to."""
     wave = load_clip(models.main, audio)
     try:
-        classifier = models.router.choose(wave)[0] if models.router else models.main
+        classifier = models.router.choose(wave, source)[0] if models.router else models.main
         e = explain(classifier, wave, None if genre == PREDICTED else genre, None if versus == RUNNER_UP else versus)
     except Exception:  # noqa: BLE001 - as _classify: keep serving
         log.exception("explanation failed")
