@@ -5,8 +5,9 @@ often it is right.
 
 Predictions come from ``python -m train.evaluate --predictions FILE`` (of a run that did not train on the split it
 scores, e.g. a ``--no-refit-on-valid`` run on valid) or from ``python -m train.crossval`` (every clip held out once,
-``OUT/predictions.json``). ``--fit-on`` picks the sets the rule is fitted on (default: all of them); the table shows
-every set, so a rule fitted on clean audio can be read on rooms too.
+``OUT/predictions.json``); made by another model (such a run of the committed weights' recipe), the rule says so.
+``--fit-on`` picks the sets the rule is fitted on (default: all of them); the table shows every set, so a rule fitted
+on clean audio can be read on rooms too.
 """
 
 from __future__ import annotations
@@ -32,16 +33,18 @@ def save_predictions(path: Path, classifier: GenreClassifier, sets: dict[str, di
     Path(path).write_text(json.dumps({"model": classifier.name, "genres": classifier.genres, "sets": rounded}))
 
 
-def load_predictions(paths: list[Path], genres: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Every set of every file: name -> (labels, probabilities), checked to be over ``genres`` in that order."""
-    sets = {}
+def load_predictions(paths: list[Path], genres: list[str]) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], set]:
+    """Every set of every file: name -> (labels, probabilities), checked to be over ``genres`` in that order; and
+    the names of the models that made them."""
+    sets, models = {}, set()
     for path in paths:
         saved = json.loads(Path(path).read_text())
         if saved["genres"] != genres:
             raise SystemExit(f"error: {path} holds predictions over {saved['genres']}, not this model's genres")
+        models.add(saved["model"])
         for name, s in saved["sets"].items():
             sets[name] = (np.asarray(s["labels"]), np.asarray(s["probabilities"]))
-    return sets
+    return sets, models
 
 
 def table(rule: ConfidenceRule, sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
@@ -70,13 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-on", nargs="+", metavar="SET", help="the sets to fit the rule on (default: all)")
     args = parser.parse_args(argv)
     classifier = GenreClassifier.from_pretrained(args.model)
-    sets = load_predictions(args.predictions, classifier.genres)
+    sets, models = load_predictions(args.predictions, classifier.genres)
     fit_on = args.fit_on or list(sets)
     if unknown := sorted(set(fit_on) - set(sets)):
         parser.error(f"no set named {', '.join(unknown)}; the files hold: {', '.join(sets)}")
     labels = np.concatenate([sets[name][0] for name in fit_on])
     probs = np.concatenate([sets[name][1] for name in fit_on])
-    rule = calibrate(labels, probs, f"{', '.join(fit_on)}: {len(labels)} clips it never trained on")
+    # weights refit on every clip the team has are measured by a run of their recipe that left the clips out
+    clips = f"{', '.join(fit_on)}: {len(labels)} clips"
+    by = " it never trained on" if models == {classifier.name} else ", scored by its recipe trained without them"
+    rule = calibrate(labels, probs, clips + by)
     config_file = Path(args.model) / "config.json"
     config = json.loads(config_file.read_text())
     config_file.write_text(json.dumps({**config, "confidence": rule.to_dict()}, indent=2, sort_keys=True) + "\n")
