@@ -158,7 +158,8 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
         )
 
         def classify(audio: FileData, source: str = "auto") -> dict:
-            """Classify an audio file: genre, all ten genre probabilities (plain JSON), headline, reason, sure, and
+            """Classify an audio file: genre, all ten genre probabilities (plain JSON), the verdict (headline, reason,
+            answer: clear, probable, pair or unknown, and sure: whether it names one genre), and
             the model that answered (route). source: auto (a detector of room recordings decides), file (the clean
             model) or microphone (the room model)."""
             try:

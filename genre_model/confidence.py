@@ -4,8 +4,8 @@ Four answers, decided by the top probability (and, below, the top two together),
 the model never trained on (`calibrate`; ``python -m train.calibrate`` stores them in the model's config.json):
 
 - "Clearly X": the top probability is at least ``clear_at``, above which the model was right `CLEAR` of the time;
-- "Probably X": at least ``probable_at``: every answer naming one genre (clearly or probably) was right `NAMED` of the
-  time;
+- "Probably X": at least ``probable_at``: these answers alone were right `PROBABLE` of the time, and every answer
+  naming one genre (clearly or probably) `NAMED`;
 - "Not sure: A or B?": the top two together reach ``pair_at``, above which the truth was one of the two `PAIR` of the
   time (among the clips not named);
 - "Can't tell": nothing above holds. A model without a measured rule never says more than "Not sure: A or B?".
@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-CLEAR, NAMED, PAIR = 0.9, 0.8, 0.8  # how often each answer must have been right
+CLEAR, PROBABLE, NAMED, PAIR = 0.9, 0.7, 0.8, 0.8  # how often each answer must have been right
 MIN_CLIPS = 10  # fewer measured clips above a threshold than this: the threshold is not trusted
 NEVER = 1.01  # a threshold no probability reaches
 
@@ -124,7 +124,9 @@ def calibrate(labels: np.ndarray, probabilities: np.ndarray, measured_on: str) -
     right = order[:, 0] == labels
     in_two = right | (order[:, 1] == labels)
     clear_at = _lowest_threshold(p1, right, CLEAR)
-    probable_at = min(_lowest_threshold(p1, right, NAMED), clear_at)
+    below = p1 < clear_at
+    alone = _lowest_threshold(p1[below], right[below], PROBABLE) if below.any() else NEVER
+    probable_at = min(max(_lowest_threshold(p1, right, NAMED), alone), clear_at)
     rest = p1 < probable_at
     pair_at = _lowest_threshold((p1 + p2)[rest], in_two[rest], PAIR) if rest.any() else NEVER
     rule = ConfidenceRule(clear_at, probable_at, pair_at, measured_on=measured_on)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from genre_model.confidence import CLEAR, NAMED, PAIR, ConfidenceRule, answer, calibrate, verdict
+from genre_model.confidence import CLEAR, NAMED, PAIR, PROBABLE, ConfidenceRule, answer, calibrate, verdict
 
 GENRES = ["blues", "classical", "country", "disco"]
 
@@ -31,6 +31,7 @@ def test_calibrated_thresholds_hold_their_promises_and_are_the_lowest_that_do():
     right = p.argmax(axis=1) == labels
     assert 0.26 < rule.probable_at < rule.clear_at < 0.98
     assert right[top >= rule.clear_at].mean() >= CLEAR and right[top >= rule.probable_at].mean() >= NAMED
+    assert right[(top >= rule.probable_at) & (top < rule.clear_at)].mean() >= PROBABLE  # "probably" alone
     below = top[top < rule.clear_at].max()  # one clip more and "clearly" would no longer hold
     assert right[top >= below].mean() < CLEAR
     assert rule.right["clear"] == [int(right[top >= rule.clear_at].sum()), int((top >= rule.clear_at).sum())]
