@@ -29,6 +29,19 @@ ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "examples"  # CC BY / BY-SA / public-domain excerpts, credits in examples/CREDITS.md
 CSS = (ROOT / "static" / "app.css").read_text()
 GUESS_PROMPT = "<b>Guess first:</b> what genre is it? Vote, then press <b>Reveal the answer</b>."
+# Guess first on: answers wait for Reveal; the example buttons hide their publisher's genre ("title · ? · artist")
+GUESS_JS = """(on, hide) => {
+  document.body.classList.toggle('guess-first', on);
+  hide();
+  document.querySelectorAll('#clip-column button').forEach((button) => {
+    const label = button.dataset.label ?? button.textContent;
+    if (!label.includes(' · ')) return;
+    button.dataset.label = label;
+    button.textContent = on ? label.replace(/ · [^·]+ · /, ' · ? · ') : label;
+  });
+}"""
+# on a phone the views sit under the clip picker: bring the answer into view once it is there
+SHOW_ANSWER_JS = "(...inputs) => (innerWidth < 700 && document.getElementById('headline')?.scrollIntoView(), inputs)"
 CAPTURE_JS = (ROOT / "static" / "capture.js").read_text()
 
 
@@ -46,17 +59,15 @@ def example_files(folder: str | Path | None = None) -> list[str]:
 
 
 def example_labels(files: list[str]) -> list[str]:
-    """A button label per example: "title · the publisher's genre · artist, licence" from its folder's CREDITS.md
-    table (file, title, artist, genre, ..., licence), so a class sees a wrong answer as one; else the file name."""
+    """A button label per example: "title · the publisher's genre · artist" from its folder's CREDITS.md table (file,
+    title, artist, genre, ...), so a class sees a wrong answer as one; else the file name."""
     rows = {}
     for file in {Path(f).parent / "CREDITS.md" for f in files}:
         for line in file.read_text().splitlines() if file.is_file() else []:
             cells = [c.strip() for c in line.strip("|").split("|")]
-            if len(cells) >= 5 and cells[0].startswith("`"):
-                short = [re.split(r" \(|, ", c)[0] for c in (cells[1], cells[3], cells[2])]
-                rows[file.parent / cells[0].strip("`")] = "{} · {} · {}, ".format(*short) + re.sub(
-                    r"\[([^]]+)\].*", r"\1", cells[-1]
-                )
+            if len(cells) >= 4 and cells[0].startswith("`"):  # title (no parentheses), genre, artist (no extras)
+                title, genre, artist = (re.split(r" \(|, ", c)[0] for c in (cells[1], cells[3], cells[2]))
+                rows[file.parent / cells[0].strip("`")] = f"{title} · {genre} · {artist}"
     return [rows.get(Path(f), Path(f).stem.replace("_", " ")) for f in files]
 
 
@@ -148,13 +159,12 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
         # the page's classes: presenter (large text), guess-first and answer-hidden (every answer waits for Reveal;
         # a new clip or a new Live start hides it again), see static/app.css
         presenter.change(None, presenter, None, js="(on) => document.body.classList.toggle('presenter', on)")
-        guessing = f"(on) => (document.body.classList.toggle('guess-first', on), {HIDE_ANSWER})"
-        guess.change(None, guess, None, js=guessing)
+        guess.change(None, guess, None, js=f"(on) => ({GUESS_JS})(on, () => {HIDE_ANSWER})")
         reveal.click(None, None, None, js="() => document.body.classList.remove('answer-hidden')")
         hide_then = f"(audio, recording) => ({HIDE_ANSWER}, [audio, recording])"
         clip_outputs = [message, clip, recorded, *analyze_outputs, *stale]
         clip.change(on_clip, [clip, recorded], clip_outputs, js=hide_then, api_visibility="private").then(
-            redo_open_view, [opened, clip, *choices, recorded], stale, api_visibility="private"
+            redo_open_view, [opened, clip, *choices, recorded], stale, js=SHOW_ANSWER_JS, api_visibility="private"
         )
 
         def classify(audio: FileData, source: str = "auto") -> dict:

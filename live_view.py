@@ -129,7 +129,10 @@ def build_live_tab(classifier: GenreClassifier, room: GenreClassifier | None = N
     with gr.Tab("Live") as tab:
         with gr.Row(elem_id="live-buttons"):  # one row on a phone too: the answer stays in view
             mic_button = gr.Button("Microphone", variant="primary", min_width=0)
-            computer_button = gr.Button("This computer's sound", variant="primary", min_width=0)
+            computer_button = gr.Button(
+                "This computer's sound", variant="primary", min_width=0, elem_id="live-computer"
+            )
+            stop = gr.Button("Stop", min_width=0, elem_id="live-stop")
             reset = gr.Button("Reset", min_width=0)
         gr.HTML('<span class="capture-note"></span>', elem_id="capture-note")  # static/capture.js writes here
         source = gr.Textbox(MICROPHONE, visible=False)
@@ -140,7 +143,8 @@ def build_live_tab(classifier: GenreClassifier, room: GenreClassifier | None = N
             "Classify music as it plays, updated every second. **This computer's sound**: what this computer "
             "plays (a music tab, a player), straight to the model, no room in between; in Chrome or Edge pick "
             "the tab and tick **Share tab audio** (or share the whole screen with **Share system audio** on "
-            "Windows and ChromeOS). **Microphone**: music from the room. Stop pauses; Reset clears the timeline."
+            "Windows and ChromeOS). **Microphone**: music from the room. **Stop** pauses; **Reset** clears the "
+            "timeline."
         )
         with gr.Accordion('No "This computer\'s sound" in this browser? A loopback input', open=False):
             gr.Markdown(LOOPBACK_HOWTO)
@@ -177,5 +181,6 @@ def build_live_tab(classifier: GenreClassifier, room: GenreClassifier | None = N
         start = f"() => ({PAUSE_JS}.remove('paused'), {HIDE_ANSWER}, window.genreCapture.label())"
         mic.start_recording(None, None, source, js=start)
         mic.stop_recording(None, None, None, js=f"() => {PAUSE_JS}.add('paused')")
+        stop.click(None, None, None, js="() => document.querySelector('#live-audio button.stop-button')?.click()")
         reset.click(lambda: (None, panel_html(IDLE)), None, live_outputs, api_visibility="private")
     return tab

@@ -19,6 +19,7 @@ PREDICTED = "the predicted genre"
 RUNNER_UP = "the runner-up"
 TAGS_SHOWN = 6
 REGIONS_SHOWN = 3
+START = "### Pick an example (beside this on a laptop, above on a phone), upload a clip or record one."
 
 
 def shown(handler, n_outputs: int):
@@ -80,8 +81,8 @@ def explain_clip(models: AppModels, audio, genre: str, versus: str, source: str 
         f"| {i} | {r.describe()} | {r.genre_without:.0%} | {r.versus_without:.0%} |" for i, r in enumerate(shown, 1)
     )
     table = (
-        f"Muted one at a time, the regions that cost **{e.genre}** most:\n\n"
-        f"| | region | {e.genre} without it | {e.versus} without it |\n|---|---|---|---|\n{rows}"
+        f"Muted one at a time, the regions that cost **{e.genre}** its lead over **{e.versus}** most, and the two "
+        f"without each:\n\n| | region | {e.genre} | {e.versus} |\n|---|---|---|---|\n{rows}"
     )
     sr, first = wave.sample_rate, e.regions[0]
     region = (sr, wave.samples[int(first.start_s * sr) : int(first.end_s * sr)])
@@ -96,18 +97,18 @@ def compare(models: AppModels, audio) -> tuple[str]:
     for c in models.compare:  # models may differ in sample rate: each decodes for itself
         p = classify_clip(c.classifier, load_clip(c.classifier, audio))
         said = c.classifier.verdict(p.probabilities)
-        accuracy = f"<b>{c.accuracy:.0%}</b> right" if c.accuracy is not None else "<b>?</b>"
+        accuracy = f"<b>{c.accuracy:.0%}</b> usually right" if c.accuracy is not None else "<b>?</b>"
         cards.append(
             f'<div class="compare-card"><div class="compare-model">{escape(c.classifier.name)}: {escape(c.role)}'
-            f'</div><div class="compare-accuracy">{accuracy} <span>balanced, on {escape(c.measured_on)}</span></div>'
-            f"<h3>{escape(said.headline)}</h3>{bars_html(p.probabilities)}</div>"
+            f'</div><div class="compare-accuracy">{accuracy} <span>of clips, not this one: balanced, on '
+            f"{escape(c.measured_on)}</span></div><h3>{escape(said.headline)}</h3>{bars_html(p.probabilities)}</div>"
         )
     return (f'<div class="compare-cards">{"".join(cards)}</div>',)
 
 
 def analyze_view(models: AppModels) -> list:
     """Analyze's components, in `analyze`'s order."""
-    verdict_text = gr.Markdown(elem_id="headline")
+    verdict_text = gr.Markdown(START, elem_id="headline")
     with gr.Row():
         with gr.Column():
             label = gr.Label(num_top_classes=3, label="Top genres", show_heading=False, elem_id="top-genres")

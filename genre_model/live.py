@@ -187,7 +187,7 @@ class LiveListener:
         logs = np.log(np.array([list(s.probabilities.values()) for s in recent]) + 1e-9).mean(axis=0)
         probs = np.exp(logs - logs.max())
         probabilities = dict(zip(classifier.genres, map(float, probs / probs.sum())))
-        covered = recent[-1].end_s - recent[0].start_s
+        covered = recent[-1].end_s - max(0.0, recent[0].start_s)  # the first window is padded: not heard
         if level < QUIET_DB:
             headline, reason, sure = "Too quiet to tell", "Turn the music up or bring the microphone closer.", False
         else:  # the rule was measured on whole clips: nothing "clearly" before half the context is heard

@@ -1,7 +1,8 @@
 """What made the model say one genre rather than another, in regions a student can read: the clip cut into time
 segments x a low, a middle and a high band; each region muted (set to silence in the log-mel the network reads) and
-the clip classified again. The region whose muting costs the genre most is the evidence, and the sentence says what
-the model did without it: faithful by construction, unlike a gradient map. One forward pass per muted window, batched.
+the clip classified again. The region whose muting costs the genre's lead over the other most is the evidence, and
+the sentence says what the model did without it: faithful by construction, unlike a gradient map. One forward pass
+per muted window, batched.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def occlude(
 ) -> tuple[np.ndarray, list[Region]]:
     """Every region muted in turn, in ``logmel`` (windows, mels, frames) as the model read it from windows starting
     at ``starts_s``. Returns the clip's probabilities by the same passes, and the regions, the costliest for
-    ``genre`` first."""
+    ``genre`` over ``versus`` first."""
     config = model.config
     hop_s = config.hop_length / config.sample_rate
     frame_s = np.asarray(starts_s)[:, None] + np.arange(logmel.shape[2])[None] * hop_s  # (windows, frames)
@@ -82,19 +83,16 @@ def occlude(
         clip = clip / clip.sum()
         found.append(Region(a, b, band, low, high, float(clip[genre]), float(clip[versus].sum())))
     clip = base.mean(axis=0)
-    return clip / clip.sum(), sorted(found, key=lambda region: region.genre_without)
+    return clip / clip.sum(), sorted(found, key=lambda region: region.genre_without - region.versus_without)
 
 
 def sentence(regions: list[Region], genre: str, versus: str, genre_p: float, versus_p: float) -> str:
     """What made it ``genre`` rather than ``versus``, from the costliest region ("Without the low band at 10-13 s,
     disco falls from 62% to 21%...")."""
     top = regions[0]
-    if genre_p - top.genre_without < 0.01:
-        return f"No one region makes it {genre}: without any of them, {genre} stays within a point of {genre_p:.0%}."
-    rises = f", and {versus} rises from {versus_p:.0%} to {top.versus_without:.0%}" * (
-        top.versus_without > versus_p + 0.005
-    )
+    if (genre_p - versus_p) - (top.genre_without - top.versus_without) < 0.01:
+        return f"No one region makes it {genre} rather than {versus}: muting any moves the two by under a point."
     return (
-        f"What made it {genre} rather than {versus} most: {top.describe()}. Without it, {genre} falls from "
-        f"{genre_p:.0%} to {top.genre_without:.0%}{rises}."
+        f"What made it {genre} rather than {versus} most: {top.describe()}. Without it, {genre} goes from "
+        f"{genre_p:.0%} to {top.genre_without:.0%} and {versus} from {versus_p:.0%} to {top.versus_without:.0%}."
     )

@@ -183,7 +183,7 @@ def test_browser_live_tab_follows_the_microphone(server, fake_mic_browser, tmp_p
     )  # a later update replaced the first one
     assert page.locator("#live-panel .live-bars").get_attribute("data-top") in GENRES  # the top genre
     assert in_view(page, "#live-headline h2")  # the answer without scrolling, on the projector and the phone
-    page.locator("#live-audio button.stop-button").click()
+    page.locator("#live-stop").click()
     page.wait_for_selector("text=Paused", timeout=30_000)
     assert in_view(page, "#live-headline h2") and in_view(page, ".live-paused")
     if width < 1000:

@@ -55,7 +55,7 @@ def test_the_sentence_names_the_planted_region(readout):
     cost = [e.prediction.probabilities[e.genre] - r.genre_without for r in e.regions]
     assert cost[0] > 0.05 and cost[0] > 3 * max(cost[1:])  # muting it costs genre 0 far more than any other region
     assert e.summary.startswith(f"What made it {e.genre} rather than {e.versus} most: the high band (above 2000 Hz")
-    assert "at 6-9 s. Without it, " in e.summary
+    assert "at 6-9 s. Without it, " in e.summary and " goes from " in e.summary
 
 
 def test_the_note_is_the_models_verdict(readout, monkeypatch):
