@@ -29,16 +29,36 @@ ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "examples"  # CC BY / BY-SA / public-domain excerpts, credits in examples/CREDITS.md
 CSS = (ROOT / "static" / "app.css").read_text()
 GUESS_PROMPT = "<b>Guess first:</b> what genre is it? Vote, then press <b>Reveal the answer</b>."
-# Guess first on: answers wait for Reveal; the example buttons hide their publisher's genre ("title · ? · artist")
+# Guess first on: answers wait for Reveal; the example buttons hide their publisher's genre ("? · title · artist")
 GUESS_JS = """(on, hide) => {
   document.body.classList.toggle('guess-first', on);
   hide();
   document.querySelectorAll('#clip-column button').forEach((button) => {
-    const label = button.dataset.label ?? button.textContent;
-    if (!label.includes(' · ')) return;
-    button.dataset.label = label;
-    button.textContent = on ? label.replace(/ · [^·]+ · /, ' · ? · ') : label;
+    const texts = document.createTreeWalker(button, NodeFilter.SHOW_TEXT);
+    for (let text; (text = texts.nextNode()); ) {
+      const label = text.genreLabel ?? text.textContent;
+      if (!label.includes(' · ')) continue;
+      text.genreLabel = label;
+      text.textContent = on ? label.replace(/^[^·]+ · /, '? · ') : label;
+    }
   });
+}"""
+# Presenter: the page's text grows by CSS (static/app.css); charts are laid out again with 18 px text, so their margins
+# grow with it, now and whenever a chart is drawn later (a new clip, another view)
+PRESENTER_JS = """(on) => {
+  document.body.classList.toggle('presenter', on);
+  const fit = () => document.querySelectorAll('.js-plotly-plot').forEach((plot) => {
+    const big = document.body.classList.contains('presenter');
+    if (!plot._fullLayout || plot._fullLayout.font.size === (big ? 18 : 12)) return;
+    plot.dataset.height ??= plot._fullLayout.height;  // taller too, so every genre's label still fits
+    Plotly.relayout(plot, {
+      'font.size': big ? 18 : 12, height: plot.dataset.height * (big ? 1.5 : 1),
+      'xaxis.automargin': true, 'yaxis.automargin': true,
+    });
+  });
+  window.genrePlots ??= new MutationObserver(fit);
+  window.genrePlots.observe(document.body, {childList: true, subtree: true});
+  fit();
 }"""
 # on a phone the views sit under the clip picker: bring the answer into view once it is there
 SHOW_ANSWER_JS = "(...inputs) => (innerWidth < 700 && document.getElementById('headline')?.scrollIntoView(), inputs)"
@@ -59,15 +79,16 @@ def example_files(folder: str | Path | None = None) -> list[str]:
 
 
 def example_labels(files: list[str]) -> list[str]:
-    """A button label per example: "title · the publisher's genre · artist" from its folder's CREDITS.md table (file,
-    title, artist, genre, ...), so a class sees a wrong answer as one; else the file name."""
+    """A button label per example: "the publisher's genre · title · artist" from its folder's CREDITS.md table (file,
+    title, artist, genre, ...), so a class sees a wrong answer as one (the genre first: long labels are cut short);
+    else the file name."""
     rows = {}
     for file in {Path(f).parent / "CREDITS.md" for f in files}:
         for line in file.read_text().splitlines() if file.is_file() else []:
             cells = [c.strip() for c in line.strip("|").split("|")]
             if len(cells) >= 4 and cells[0].startswith("`"):  # title (no parentheses), genre, artist (no extras)
                 title, genre, artist = (re.split(r" \(|, ", c)[0] for c in (cells[1], cells[3], cells[2]))
-                rows[file.parent / cells[0].strip("`")] = f"{title} · {genre} · {artist}"
+                rows[file.parent / cells[0].strip("`")] = f"{genre} · {title} · {artist}"
     return [rows.get(Path(f), Path(f).stem.replace("_", " ")) for f in files]
 
 
@@ -88,7 +109,7 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
                     gr.Examples(
                         examples,
                         inputs=clip,
-                        label="Examples: title · the publisher's genre · artist (credits in examples/CREDITS.md)",
+                        label="Examples: the publisher's genre · title · artist (credits in examples/CREDITS.md)",
                         example_labels=example_labels(examples),
                         examples_per_page=12,
                     )
@@ -158,7 +179,7 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
 
         # the page's classes: presenter (large text), guess-first and answer-hidden (every answer waits for Reveal;
         # a new clip or a new Live start hides it again), see static/app.css
-        presenter.change(None, presenter, None, js="(on) => document.body.classList.toggle('presenter', on)")
+        presenter.change(None, presenter, None, js=PRESENTER_JS)
         guess.change(None, guess, None, js=f"(on) => ({GUESS_JS})(on, () => {HIDE_ANSWER})")
         reveal.click(None, None, None, js="() => document.body.classList.remove('answer-hidden')")
         hide_then = f"(audio, recording) => ({HIDE_ANSWER}, [audio, recording])"

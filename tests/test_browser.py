@@ -48,7 +48,7 @@ def test_browser_whole_flow_one_clip_for_every_view(server, write_audio, tmp_pat
         )
         page = browser.new_page(viewport={"width": width, "height": height})
         page.goto(server)
-        page.get_by_text("Disco con Tutti · disco · Kevin MacLeod").click()  # labelled with the publisher's genre
+        page.get_by_text("disco · Disco con Tutti · Kevin MacLeod").click()  # labelled with the publisher's genre
         page.wait_for_function(
             "() => document.querySelector('#headline')?.innerText.includes('20.0 s analyzed')", timeout=60_000
         )
@@ -156,7 +156,7 @@ def test_browser_recording_runs_the_analysis_with_the_room_model(fake_mic_browse
         page.get_by_role("tab", name="Explain").click()
         page.wait_for_selector("#explain-summary >> text=musicnn-room", timeout=60_000)
         page.get_by_role("tab", name="Analyze").click()
-        page.get_by_text("Matt's Blues · blues").click()
+        page.get_by_text("blues · Matt's Blues").click()
         page.wait_for_function("() => document.querySelector('#headline')?.innerText.includes('20.0 s analyzed')")
         assert "room detector" in headline_text(page)
 
