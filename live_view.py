@@ -112,11 +112,11 @@ def live_step(
         reading = listener.read(classifier, batcher)
     except AudioError:  # silence: say so, keep listening
         return state, panel_html(f"Listening to {source}: nothing to hear yet (silence).")
-    heard = int(listener.heard_s)
+    heard = round(listener.heard_s)
     status = (
         f"Listening to <b>{source}</b> with {escape(classifier.name)}, heard "
         f"{heard // 60}:{heard % 60:02d} · level {level_meter(reading.level_db)} · the answer covers the last "
-        f"{reading.context_s:.0f} s"
+        f"{min(round(reading.context_s), heard)} s"
     )
     if pace > 1:  # past the server's capacity every listener reads less often, and is told so
         status += f" · <b>the server is busy: a new answer every {pace} s</b>"
