@@ -196,3 +196,12 @@ def test_the_default_app_routes_classify_by_the_source_it_is_given(write_audio):
     assert (room["model_name"], clean["model_name"]) == ("musicnn-room", "musicnn-genre")
     assert room["route"].startswith("the room model") and clean["route"].startswith("the clean model")
     assert "the room detector heard" in auto["route"]
+
+
+def test_example_labels_name_the_publishers_genre_first(tmp_path):
+    files = app.example_files()
+    labels = dict(zip(map(lambda f: Path(f).name, files), app.example_labels(files)))
+    assert labels["Matts_Blues-Kevin_MacLeod.ogg"] == "blues · Matt's Blues · Kevin MacLeod"
+    assert labels["Chaos_God-Muldjord.ogg"] == "metal · Chaos God · Muldjord"
+    (tmp_path / "my_song.wav").write_bytes(b"")  # the user's --examples folder, without credits
+    assert app.example_labels([str(tmp_path / "my_song.wav")]) == ["my song"]
