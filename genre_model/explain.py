@@ -94,7 +94,9 @@ def explain(
     grid, _ = classifier.stitch(evidence.cpu().numpy(), starts)
     sr, target = classifier.sample_rate, genres.index(genre)
     against = [i for i in range(len(genres)) if i != target] if versus == OTHERS else [genres.index(versus)]
-    clip, regions = occlude(model, logmel, [s / sr for s in starts], len(wave.samples) / sr, target, against)
+    regions = occlude(model, logmel, probs, [s / sr for s in starts], len(wave.samples) / sr, target, against)
+    clip = probs.mean(dim=0).cpu().numpy()
+    clip = clip / clip.sum()
     summary = sentence(regions, genre, versus, float(clip[target]), float(clip[against].sum()))
     note = classifier.verdict(prediction.probabilities).sentence
     return Explanation(

@@ -50,17 +50,23 @@ def segments(duration_s: float) -> list[tuple[float, float]]:
 
 
 def occlude(
-    model: GenreNet, logmel: torch.Tensor, starts_s: list[float], duration_s: float, genre: int, versus: list[int]
-) -> tuple[np.ndarray, list[Region]]:
+    model: GenreNet,
+    logmel: torch.Tensor,
+    probs: torch.Tensor,
+    starts_s: list[float],
+    duration_s: float,
+    genre: int,
+    versus: list[int],
+) -> list[Region]:
     """Every region muted in turn, in ``logmel`` (windows, mels, frames) as the model read it from windows starting
-    at ``starts_s``. Returns the clip's probabilities by the same passes, and the regions, the costliest for
-    ``genre`` over ``versus`` first."""
+    at ``starts_s``, its window ``probs`` (windows, genres) from the same forward path. Returns the regions, the
+    costliest for ``genre`` over ``versus`` first."""
     config = model.config
     hop_s = config.hop_length / config.sample_rate
     frame_s = np.asarray(starts_s)[:, None] + np.arange(logmel.shape[2])[None] * hop_s  # (windows, frames)
     mel_hz = model.to_logmel.mel_frequencies.cpu().numpy()
     floor = logmel.amin(dim=(1, 2), keepdim=True)  # silence, in this front end's units
-    jobs, muted = [(-1, w) for w in range(len(logmel))], list(logmel)  # (region or -1: none, window), the input
+    jobs, muted = [], []  # (region, window), the muted window
     regions = [(a, b, band) for a, b in segments(duration_s) for band in BANDS]
     for r, (a, b, (_, low, high, _)) in enumerate(regions):
         rows = torch.from_numpy((mel_hz >= low) & (mel_hz < high)).to(logmel.device)
@@ -71,19 +77,16 @@ def occlude(
             muted.append(torch.where(mask, floor[w], logmel[w]))
     with torch.no_grad():
         out = [model.classify(torch.stack(muted[i : i + _BATCH])).softmax(-1) for i in range(0, len(muted), _BATCH)]
-    new = torch.cat(out).cpu().numpy()
-    base = new[: len(logmel)]
-    found = []
+    new, base, found = torch.cat(out).cpu().numpy(), probs.cpu().numpy(), []
     for r, (a, b, (band, low, high, _)) in enumerate(regions):
         window_probs = base.copy()
-        for (job_r, w), p in zip(jobs[len(logmel) :], new[len(logmel) :]):
+        for (job_r, w), p in zip(jobs, new):
             if job_r == r:
                 window_probs[w] = p
         clip = window_probs.mean(axis=0)
         clip = clip / clip.sum()
         found.append(Region(a, b, band, low, high, float(clip[genre]), float(clip[versus].sum())))
-    clip = base.mean(axis=0)
-    return clip / clip.sum(), sorted(found, key=lambda region: region.genre_without - region.versus_without)
+    return sorted(found, key=lambda region: region.genre_without - region.versus_without)
 
 
 def sentence(regions: list[Region], genre: str, versus: str, genre_p: float, versus_p: float) -> str:
