@@ -74,11 +74,11 @@ def explain_clip(models: AppModels, audio, genre: str, versus: str, source: str 
         raise ClipProblem("Something went wrong while explaining this clip. Try another file.") from None
     p, to_logmel = e.prediction, classifier.model.to_logmel
     db, bands = to_logmel.loudness_db(p.logmel), to_logmel.mel_frequencies.numpy()
-    shown = e.regions[:REGIONS_SHOWN]
-    boxes = [(r.start_s, r.end_s, r.low_hz, r.high_hz) for r in shown]
+    costliest = e.regions[:REGIONS_SHOWN]
+    boxes = [(r.start_s, r.end_s, r.low_hz, r.high_hz) for r in costliest]
     figure = explanation_figure(db, e.evidence, p.frame_times_s, bands, e.scale, boxes)
     rows = "\n".join(
-        f"| {i} | {r.describe()} | {r.genre_without:.0%} | {r.versus_without:.0%} |" for i, r in enumerate(shown, 1)
+        f"| {i} | {r.describe()} | {r.genre_without:.0%} | {r.versus_without:.0%} |" for i, r in enumerate(costliest, 1)
     )
     table = (
         f"Muted one at a time, the regions that cost **{e.genre}** its lead over **{e.versus}** most, and the two "
@@ -97,11 +97,12 @@ def compare(models: AppModels, audio) -> tuple[str]:
     for c in models.compare:  # models may differ in sample rate: each decodes for itself
         p = classify_clip(c.classifier, load_clip(c.classifier, audio))
         said = c.classifier.verdict(p.probabilities)
-        accuracy = f"<b>{c.accuracy:.0%}</b> usually right" if c.accuracy is not None else "<b>?</b>"
+        accuracy = f"<b>{c.accuracy:.0%}</b> right on average" if c.accuracy is not None else "<b>?</b>"
         cards.append(
             f'<div class="compare-card"><div class="compare-model">{escape(c.classifier.name)}: {escape(c.role)}'
-            f'</div><div class="compare-accuracy">{accuracy} <span>of clips, not this one: balanced, on '
-            f"{escape(c.measured_on)}</span></div><h3>{escape(said.headline)}</h3>{bars_html(p.probabilities)}</div>"
+            f'</div><div class="compare-accuracy">{accuracy} <span>over many clips, not a score for this one: '
+            f"balanced, on {escape(c.measured_on)}</span></div>"
+            f"<h3>{escape(said.headline)}</h3>{bars_html(p.probabilities)}</div>"
         )
     return (f'<div class="compare-cards">{"".join(cards)}</div>',)
 
