@@ -20,7 +20,7 @@ LIVE_LISTENERS_MAX = 200  # listeners served at once; one more waits in the queu
 MICROPHONE = "the microphone"  # a source label (static/capture.js writes the same); the room model answers it
 IDLE = "Press <b>Microphone</b> or <b>This computer's sound</b> to start."
 PAUSED = "<b>Paused.</b> Press a button above to listen again."  # shown while #live-panel has the class paused
-PAUSE_JS = "document.getElementById('live-panel').classList"  # paused: the last answer greyed out (app.py's CSS)
+PAUSE_JS = "document.getElementById('live-panel').classList"  # paused: the last answer greyed out (static/app.css)
 HIDE_ANSWER = "document.body.classList.add('answer-hidden')"  # with Guess first on, answers wait for Reveal
 LOOPBACK_HOWTO = """Route the computer's output to an input, choose it in the recording box's input list and press
 **Microphone**. Windows: Sound settings → Recording → enable **Stereo Mix**. macOS: install **BlackHole** and send the
