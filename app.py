@@ -43,6 +43,12 @@ GUESS_JS = """(on, hide) => {
     }
   });
 }"""
+# Reveal: the answers come back; charts drawn while hidden had no width, so they are sized again
+REVEAL_JS = """() => {
+  document.body.classList.remove('answer-hidden');
+  const resize = () => document.querySelectorAll('.js-plotly-plot').forEach((plot) => Plotly.Plots.resize(plot));
+  requestAnimationFrame(resize);
+}"""
 # Presenter: the page's text grows by CSS (static/app.css); charts are laid out again with 18 px text, so their margins
 # grow with it, now and whenever a chart is drawn later (a new clip, another view)
 PRESENTER_JS = """(on) => {
@@ -181,7 +187,7 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
         # a new clip or a new Live start hides it again), see static/app.css
         presenter.change(None, presenter, None, js=PRESENTER_JS)
         guess.change(None, guess, None, js=f"(on) => ({GUESS_JS})(on, () => {HIDE_ANSWER})")
-        reveal.click(None, None, None, js="() => document.body.classList.remove('answer-hidden')")
+        reveal.click(None, None, None, js=REVEAL_JS)
         hide_then = f"(audio, recording) => ({HIDE_ANSWER}, [audio, recording])"
         clip_outputs = [message, clip, recorded, *analyze_outputs, *stale]
         clip.change(on_clip, [clip, recorded], clip_outputs, js=hide_then, api_visibility="private").then(

@@ -34,6 +34,10 @@ def test_browser_guess_first_then_reveal_and_presenter_sizes(server):
         page.get_by_text("? · Matt's Blues · Kevin MacLeod").click()  # the next clip: hidden again until Reveal
         page.wait_for_function(analyzed, arg="20.0 s analyzed by", timeout=60_000)
         page.wait_for_function(hidden, timeout=10_000)
+        page.get_by_role("button", name="Reveal the answer").click()  # a chart drawn while hidden is sized again
+        fits = "() => { const p = document.querySelector('#probabilities .js-plotly-plot');"
+        fits += " return Math.abs(p.getBoundingClientRect().width - p._fullLayout.width) < 2; }"
+        page.wait_for_function(fits, timeout=10_000)
 
         page.get_by_label("Guess first").uncheck()
         assert page.get_by_text("blues · Matt's Blues · Kevin MacLeod").is_visible()  # labelled again
