@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genre_model.audio import AudioError, Waveform
+from genre_model.card import refit_on_valid
 from genre_model.inference import GenreClassifier, Prediction
 from genre_model.loading import ModelNotFoundError, resolve_model_name
 from genre_model.registry import architecture, architectures
@@ -53,7 +54,7 @@ def measured_accuracy(model: str | None) -> tuple[float | None, str]:
     if not metrics.is_file():
         return None, "not measured"
     saved = json.loads(metrics.read_text())
-    refit = any("refit_on" in row for row in saved.get("history", []))
+    refit = refit_on_valid(saved)
     where = "valid clips, by its recipe before they joined training" if refit else "valid clips it never trained on"
     return saved["valid"]["balanced_accuracy"], where
 

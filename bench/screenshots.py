@@ -61,12 +61,9 @@ def open_tab(page, name: str) -> None:
 def live(page, out: Path, size: str) -> list[dict]:
     open_tab(page, "Live")
     page.get_by_role("button", name="Microphone", exact=True).click()
-    try:
-        page.wait_for_selector("#live-panel .live-strip i:nth-child(3)", state="attached", timeout=60_000)
-    finally:
-        page.screenshot(path=str(out / f"live-{size}.png"))
+    page.wait_for_selector("#live-panel .live-strip i:nth-child(3)", state="attached", timeout=60_000)
     shots = [shoot(page, out, f"live-{size}", "live")]
-    page.locator("#live-audio").get_by_role("button", name="Stop").click()
+    page.locator("#live-stop").click()
     page.wait_for_selector("#live-panel.paused", timeout=30_000)
     return shots + [shoot(page, out, f"live-paused-{size}", "live")]
 

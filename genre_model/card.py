@@ -102,6 +102,12 @@ def confusion_markdown(confusion: list[list[int]], genres: list[str]) -> str:
     return "\n".join([head, rule, *rows])
 
 
+def refit_on_valid(metrics: dict) -> bool:
+    """Whether the run in ``metrics`` (``metrics.json``) fitted its model on train + valid at the end: its valid
+    scores are then those of the run that chose its settings, before valid joined training."""
+    return any("refit_on" in row for row in metrics.get("history", []))
+
+
 def _results(metrics: dict) -> list[dict]:
     """A row per evaluated split in ``metrics``, in its order, labelled by its key ("valid_rooms" -> "valid rooms")."""
     return [

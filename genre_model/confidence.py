@@ -15,7 +15,7 @@ Every verdict's reason says how often such an answer was right where it was meas
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -65,11 +65,6 @@ class Verdict:
         return {"headline": self.headline, "reason": self.reason, "answer": self.answer, "sure": self.sure}
 
 
-def top_two(probabilities: dict[str, float]) -> tuple[tuple[str, float], tuple[str, float]]:
-    first, second = sorted(probabilities.items(), key=lambda kv: -kv[1])[:2]
-    return first, second
-
-
 def answer(p1: float, p2: float, rule: ConfidenceRule) -> str:
     """The answer for a top probability ``p1`` and a runner-up ``p2``."""
     if p1 >= rule.clear_at:
@@ -89,18 +84,15 @@ def _how_often(rule: ConfidenceRule, kind: str) -> str:
 def verdict(probabilities: dict[str, float], rule: ConfidenceRule, can_be_clear: bool = True) -> Verdict:
     """What to tell a class about ``probabilities`` by ``rule``; ``can_be_clear=False`` (too little heard yet): at
     most "probably"."""
-    (g1, p1), (g2, p2) = top_two(probabilities)
+    (g1, p1), (g2, p2) = sorted(probabilities.items(), key=lambda kv: -kv[1])[:2]
     kind = answer(p1, p2, rule)
     if kind == "clear" and not can_be_clear:
         kind = "probable"
     numbers = f"{g1} {p1:.0%}, {g2} {p2:.0%}"
-    if kind == "clear":
-        return Verdict(kind, f"Clearly {g1}", f"{numbers}: {_how_often(rule, kind)}", (g1,))
-    if kind == "probable":
-        return Verdict(kind, f"Probably {g1}", f"{numbers}: {_how_often(rule, kind)}", (g1,))
-    if kind == "pair":
-        return Verdict(kind, f"Not sure: {g1} or {g2}?", f"{numbers}: {_how_often(rule, kind)}", (g1, g2))
-    return Verdict(kind, "Can't tell", f"No genre stands out ({numbers}).", ())
+    if kind == "unknown":
+        return Verdict(kind, "Can't tell", f"No genre stands out ({numbers}).", ())
+    headline = {"clear": f"Clearly {g1}", "probable": f"Probably {g1}", "pair": f"Not sure: {g1} or {g2}?"}[kind]
+    return Verdict(kind, headline, f"{numbers}: {_how_often(rule, kind)}", (g1, g2) if kind == "pair" else (g1,))
 
 
 def _lowest_threshold(scores: np.ndarray, right: np.ndarray, target: float) -> float:
@@ -114,15 +106,29 @@ def _lowest_threshold(scores: np.ndarray, right: np.ndarray, target: float) -> f
     return float(scores[order][np.flatnonzero(ok)[-1]]) if ok.any() else NEVER
 
 
-def calibrate(labels: np.ndarray, probabilities: np.ndarray, measured_on: str) -> ConfidenceRule:
-    """The rule for a model from its predictions on clips it never trained on: ``labels`` (clips,) genre indices,
-    ``probabilities`` (clips, genres)."""
+def _top_two_hits(labels: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per clip: the top probability, the runner-up's, whether the top genre is right, whether either is."""
     labels, probabilities = np.asarray(labels), np.asarray(probabilities, dtype=np.float64)
     order = np.argsort(-probabilities, axis=1)
     p1 = np.take_along_axis(probabilities, order[:, :1], 1)[:, 0]
     p2 = np.take_along_axis(probabilities, order[:, 1:2], 1)[:, 0]
     right = order[:, 0] == labels
-    in_two = right | (order[:, 1] == labels)
+    return p1, p2, right, right | (order[:, 1] == labels)
+
+
+def tally(rule: ConfidenceRule, labels: np.ndarray, probabilities: np.ndarray) -> dict[str, list[int]]:
+    """Per answer, [right, clips] of these predictions by ``rule`` ("pair": the truth one of the two; "unknown":
+    never right, for it names nothing)."""
+    p1, p2, right, in_two = _top_two_hits(labels, probabilities)
+    kinds = np.array([answer(a, b, rule) for a, b in zip(p1, p2)])
+    hits = {"clear": right, "probable": right, "pair": in_two, "unknown": np.zeros_like(right)}
+    return {k: [int(hit[kinds == k].sum()), int((kinds == k).sum())] for k, hit in hits.items()}
+
+
+def calibrate(labels: np.ndarray, probabilities: np.ndarray, measured_on: str) -> ConfidenceRule:
+    """The rule for a model from its predictions on clips it never trained on: ``labels`` (clips,) genre indices,
+    ``probabilities`` (clips, genres)."""
+    p1, p2, right, in_two = _top_two_hits(labels, probabilities)
     clear_at = _lowest_threshold(p1, right, CLEAR)
     below = p1 < clear_at
     alone = _lowest_threshold(p1[below], right[below], PROBABLE) if below.any() else NEVER
@@ -130,7 +136,5 @@ def calibrate(labels: np.ndarray, probabilities: np.ndarray, measured_on: str) -
     rest = p1 < probable_at
     pair_at = _lowest_threshold((p1 + p2)[rest], in_two[rest], PAIR) if rest.any() else NEVER
     rule = ConfidenceRule(clear_at, probable_at, pair_at, measured_on=measured_on)
-    kinds = np.array([answer(a, b, rule) for a, b in zip(p1, p2)])
-    counted = {"clear": right, "probable": right, "pair": in_two}
-    tally = {k: [int(hit[kinds == k].sum()), int((kinds == k).sum())] for k, hit in counted.items()}
-    return ConfidenceRule(rule.clear_at, rule.probable_at, rule.pair_at, tally, measured_on)
+    counts = tally(rule, labels, probabilities)
+    return replace(rule, right={k: counts[k] for k in ("clear", "probable", "pair")})

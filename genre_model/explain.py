@@ -95,9 +95,8 @@ def explain(
     sr, target = classifier.sample_rate, genres.index(genre)
     against = [i for i in range(len(genres)) if i != target] if versus == OTHERS else [genres.index(versus)]
     regions = occlude(model, logmel, probs, [s / sr for s in starts], len(wave.samples) / sr, target, against)
-    clip = probs.mean(dim=0).cpu().numpy()
-    clip = clip / clip.sum()
-    summary = sentence(regions, genre, versus, float(clip[target]), float(clip[against].sum()))
+    clip = prediction.probabilities
+    summary = sentence(regions, genre, versus, clip[genre], sum(clip[genres[i]] for i in against))
     note = classifier.verdict(prediction.probabilities).sentence
     return Explanation(
         genre,

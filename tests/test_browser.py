@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 import app
+from bench.screenshots import CHROMIUM, launch
 from genre_model.config import GTZAN_GENRES as GENRES
 from tests.conftest import chirp, served
 from tests.test_cli import needs_the_committed_pair
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (apt-get install chromium)"),
@@ -94,18 +94,7 @@ def test_browser_whole_flow_one_clip_for_every_view(server, write_audio, tmp_pat
 
 def fake_capture_page(pw, wav: Path):
     """A page in headless Chromium whose microphone, and whose shared tab's sound, play ``wav``."""
-    browser = pw.chromium.launch(
-        executable_path=CHROMIUM,
-        args=[
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}",
-        ],
-    )
+    browser = launch(pw, wav)
     context = browser.new_context(permissions=["microphone"], viewport={"width": 1400, "height": 1600})
     page = context.new_page()
     # printed, so pytest shows them when a test fails: a rare live-tab failure (no answer within 60 s) left no trace

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_model.confidence import ConfidenceRule, answer, calibrate, top_two
+from genre_model.confidence import ConfidenceRule, calibrate, tally
 from genre_model.inference import GenreClassifier
 
 ANSWERS = {"clear": "clearly X", "probable": "probably X", "pair": "not sure: A or B?", "unknown": "can't tell"}
@@ -52,15 +52,10 @@ def table(rule: ConfidenceRule, sets: dict[str, tuple[np.ndarray, np.ndarray]]) 
     the truth among the two)."""
     lines = ["| clips | " + " | ".join(ANSWERS.values()) + " |", "|---" * (len(ANSWERS) + 1) + "|"]
     for name, (labels, probs) in sets.items():
-        cells = {k: [0, 0] for k in ANSWERS}
-        for label, row in zip(labels, probs):
-            (g1, p1), (g2, p2) = top_two(dict(enumerate(row)))
-            kind = answer(p1, p2, rule)
-            cells[kind][0] += label in ((g1,) if kind != "pair" else (g1, g2))
-            cells[kind][1] += 1
+        counts = tally(rule, labels, probs)
         shown = [
             f"{n / len(labels):.0%} of clips" + (f", right {hit / n:.0%}" if n and k != "unknown" else "")
-            for k, (hit, n) in cells.items()
+            for k, (hit, n) in counts.items()
         ]
         lines.append(f"| {name} ({len(labels)}) | " + " | ".join(shown) + " |")
     return "\n".join(lines)

@@ -59,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     splits, _ = split_clips(scan_dataset(cfg.data), cfg.split_dir, cfg.seed)
     parts = folds(splits["train"] + splits["valid"], args.folds)
     clean, rooms = [], []
-    held_out_predictions = {"k-fold, clean": {"labels": [], "probabilities": []}}
-    held_out_predictions["k-fold, rooms"] = {"labels": [], "probabilities": []}
+    held_out_predictions = {f"k-fold, {name}": {"labels": [], "probabilities": []} for name in ("clean", "rooms")}
     with tempfile.TemporaryDirectory() as lists:
         for i, held_out in enumerate(parts):
             rest = [c for j, part in enumerate(parts) if j != i for c in part]

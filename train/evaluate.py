@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from genre_model.audio import AudioError, load_audio
+from genre_model.card import refit_on_valid
 from genre_model.inference import GenreClassifier
 from genre_model.plots import confusion_figure
 
@@ -151,7 +152,7 @@ def grid_table(results: dict[str, dict]) -> str:
 def trained_on_valid(model: str) -> bool:
     """Whether the model folder's training run fitted it on train + valid (``python -m train --refit-on-valid``)."""
     metrics = Path(model) / "metrics.json"
-    return metrics.is_file() and any("refit_on" in row for row in json.loads(metrics.read_text()).get("history", []))
+    return metrics.is_file() and refit_on_valid(json.loads(metrics.read_text()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,6 +250,13 @@ def split_name(args: argparse.Namespace) -> str:
     return args.split if args.split_dir else f"random{args.seed}-{args.split}"
 
 
+def _keep_predictions(args: argparse.Namespace, classifier: GenreClassifier, split: str, results: dict) -> None:
+    """Take each run's predictions out of ``results`` (not printed), saved to ``--predictions`` if given."""
+    predictions = {f"{split}, {name}": r.pop("predictions") for name, r in results.items()}
+    if args.predictions:
+        save_predictions(args.predictions, classifier, predictions)
+
+
 def _print_grid(args: argparse.Namespace, classifier: GenreClassifier, clips) -> int:
     try:
         cells = [(float(r), float(d), float(s), device) for r, d, s, device in args.cell] if args.cell else GRID.cells()
@@ -262,9 +270,7 @@ def _print_grid(args: argparse.Namespace, classifier: GenreClassifier, clips) ->
             raise SystemExit("error: --effects takes one cell apart: give at most one --cell, and no --grid")
         cell = cells[0] if args.cell else KEY_CELL
         results = evaluate_effects(classifier, clips, cell)
-        predictions = {name: r.pop("predictions") for name, r in results.items()}
-        if args.predictions:
-            save_predictions(args.predictions, classifier, {f"{split}, {name}": p for name, p in predictions.items()})
+        _keep_predictions(args, classifier, split, results)
         print(
             json.dumps({"model": classifier.name, "split": split, "cell": cell_name(*cell), "effects": results})
             if args.json
@@ -272,9 +278,7 @@ def _print_grid(args: argparse.Namespace, classifier: GenreClassifier, clips) ->
         )
         return 0
     results = evaluate_grid(classifier, clips, cells)
-    predictions = {name: r.pop("predictions") for name, r in results.items()}
-    if args.predictions:
-        save_predictions(args.predictions, classifier, {f"{split}, {name}": p for name, p in predictions.items()})
+    _keep_predictions(args, classifier, split, results)
     if Path(args.model).is_dir() and not args.cell:
         (Path(args.model) / f"{split}-grid.eval.json").write_text(json.dumps(results, indent=1))
     print(json.dumps({"model": classifier.name, "split": split, "grid": results}) if args.json else grid_table(results))
