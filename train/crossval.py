@@ -6,7 +6,8 @@ fold holds whole artists, much as the artist-filtered split does. Each fold trai
 held-out fold as its valid (it picks the probe's weight decay and the kept epoch, as valid does; no refit), and is
 scored clean and through random simulated rooms (`train.evaluate --rooms`). Prints and saves
 ``OUT/crossval.json``: each fold's balanced accuracy, their mean and spread; and ``OUT/predictions.json``: every clip's
-label and probabilities while held out, for ``python -m train.calibrate``.
+label and probabilities while held out, for ``python -m train.calibrate``. A fold finished once is read back from
+``OUT/foldN/held_out.json`` when the same command runs again, so a stopped run goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -48,6 +49,31 @@ def summary(scores: list[float]) -> dict:
     return {"folds": scores, "mean": statistics.mean(scores), "spread": statistics.pstdev(scores)}
 
 
+def held_out_scores(cfg, recipe: list[str], out: Path, split_dir: Path, held_out: list[Clip]) -> dict:
+    """The fold trained on ``split_dir``'s train and scored on ``held_out``, or read back from ``out/held_out.json``
+    where an earlier run of the same command finished it: a recipe of hours a fold can run over several sittings."""
+    saved = out / "held_out.json"
+    if saved.exists():
+        scored = json.loads(saved.read_text())
+        if scored["command"] != recipe:
+            raise SystemExit(
+                f"{out} holds a fold of another command ({' '.join(scored['command'])}): use another --out"
+            )
+        print(f"{out.name}: read back from {saved}")
+        return scored
+    fold_cfg = replace(cfg, out=str(out), split_dir=str(split_dir))
+    if hasattr(fold_cfg, "refit_on_valid"):
+        fold_cfg = replace(fold_cfg, refit_on_valid=False)  # the held-out fold must stay held out
+    run(fold_cfg)
+    classifier = GenreClassifier.from_pretrained(out, device=cfg.device)
+    scored = {"command": recipe, "predictions": {}}
+    for name in ("clean", "rooms"):
+        fold_scores, _, scored["predictions"][name] = evaluate(classifier, held_out, rooms=name == "rooms")
+        scored[name] = fold_scores["balanced_accuracy"]
+    saved.write_text(json.dumps(scored, default=float))
+    return scored
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.crossval", description=__doc__.split("\n\n")[0])
     parser.add_argument("--folds", type=int, default=4)
@@ -65,17 +91,14 @@ def main(argv: list[str] | None = None) -> int:
             rest = [c for j, part in enumerate(parts) if j != i for c in part]
             split_dir = write_split(Path(lists) / f"fold{i}", rest, held_out)
             out = Path(args.out) / f"fold{i}"
-            fold_cfg = replace(cfg, out=str(out), split_dir=str(split_dir))
-            if hasattr(fold_cfg, "refit_on_valid"):
-                fold_cfg = replace(fold_cfg, refit_on_valid=False)  # the held-out fold must stay held out
-            run(fold_cfg)
-            classifier = GenreClassifier.from_pretrained(out, device=cfg.device)
-            for name, scores in (("clean", clean), ("rooms", rooms)):
-                fold_scores, _, predictions = evaluate(classifier, held_out, rooms=name == "rooms")
-                scores.append(fold_scores["balanced_accuracy"])
-                for key, values in predictions.items():
+            scored = held_out_scores(cfg, recipe, out, split_dir, held_out)
+            clean.append(scored["clean"])
+            rooms.append(scored["rooms"])
+            for name in ("clean", "rooms"):
+                for key, values in scored["predictions"][name].items():
                     held_out_predictions[f"k-fold, {name}"][key] += values
             print(f"fold {i}: clean {clean[-1]:.1%}, random simulated rooms {rooms[-1]:.1%}")
+    classifier = GenreClassifier.from_pretrained(out, device=cfg.device)
     result = {"command": recipe, "folds": args.folds, "clean": summary(clean), "rooms": summary(rooms)}
     Path(args.out, "crossval.json").write_text(json.dumps(result, indent=1))
     save_predictions(Path(args.out, "predictions.json"), classifier, held_out_predictions)

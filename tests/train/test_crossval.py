@@ -23,7 +23,7 @@ def test_folds_are_contiguous_runs_of_each_genre_and_hold_every_clip_out_once():
 
 
 @pytest.mark.slow
-def test_crossval_trains_each_fold_and_scores_it_clean_and_in_rooms(tiny_dataset, tmp_path):
+def test_crossval_trains_each_fold_and_scores_it_clean_and_in_rooms(tiny_dataset, tmp_path, monkeypatch):
     out = tmp_path / "cv"
     flags = f"network --model ffnn --epochs 1 --batch-size 4 --device cpu --data {tiny_dataset} --cache-dir {tmp_path}"
     assert main(["--folds", "2", "--out", str(out), *flags.split()]) == 0
@@ -39,6 +39,13 @@ def test_crossval_trains_each_fold_and_scores_it_clean_and_in_rooms(tiny_dataset
     for s in saved["sets"].values():
         assert len(s["labels"]) == len(s["probabilities"]) == 21 and sorted(set(s["labels"])) == [0, 1, 2]
         assert all(abs(sum(row) - 1) < 1e-3 for row in s["probabilities"])
+    # run again: the finished folds are read back, not trained again, and give the same result
+    (out / "crossval.json").unlink()
+    monkeypatch.setattr("train.crossval.run", lambda cfg: pytest.fail(f"trained {cfg.out} again"))
+    assert main(["--folds", "2", "--out", str(out), *flags.split()]) == 0
+    assert json.loads((out / "crossval.json").read_text()) == result
+    with pytest.raises(SystemExit, match="another command"):
+        main(["--folds", "2", "--out", str(out), *flags.split(), "--epochs", "2"])
 
 
 def test_calibrate_stores_the_rule_and_prints_its_table(random_model_dir, tmp_path, capsys):
