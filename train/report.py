@@ -68,6 +68,17 @@ def robustness_table(weights: Path) -> str:
     return "\n".join(rows)
 
 
+def kfold_table(weights: Path) -> str:
+    """Each model's recipe by k-fold (``weights/MODEL/crossval.json``, as ``python -m train.crossval`` writes it):
+    balanced accuracy on the held-out folds, mean and spread over folds."""
+    rows = ["| model | folds | clean | random simulated rooms |", "|---|---|---|---|"]
+    for file in sorted(weights.glob("*/crossval.json")):
+        cv = json.loads(file.read_text())
+        cells = [f"{cv[name]['mean']:.1%} ± {cv[name]['spread']:.1%}" for name in ("clean", "rooms")]
+        rows.append(f"| `{file.parent.name}` | {cv['folds']} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", default="weights")
@@ -81,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     weights = Path(args.weights)
     block = (
         f"{START}\n{results_table(weights)}\n\nThrough simulated rooms (`train.rooms`, the room simulator: speaker, "
-        f"room, noise, microphone), valid balanced accuracy:\n\n{robustness_table(weights)}\n{END}"
+        f"room, noise, microphone), valid balanced accuracy:\n\n{robustness_table(weights)}\n\n"
+        f"Each recipe by k-fold (`python -m train.crossval`, whole artists held out in turn from train + valid):\n\n"
+        f"{kfold_table(weights)}\n{END}"
     )
     for readme in map(Path, args.readme):
         text = readme.read_text()

@@ -71,3 +71,14 @@ def test_calibrate_stores_the_rule_and_prints_its_table(random_model_dir, tmp_pa
     assert "| clean (40) | 100% of clips, right 100% |" in table and "| rooms (40) | 0% of clips |" in table
     with pytest.raises(SystemExit):
         calibrate_main(["--model", str(model), str(tmp_path / "p.json"), "--fit-on", "valid"])
+
+
+def test_the_report_shows_each_models_kfold_result(tmp_path):
+    from train.report import kfold_table
+
+    (tmp_path / "room").mkdir()
+    (tmp_path / "clean").mkdir()  # no k-fold yet: no row
+    scores = {"folds": [0.5, 0.6], "mean": 0.55, "spread": 0.05}
+    cv = {"command": ["pretrained"], "folds": 2, "clean": scores, "rooms": {**scores, "mean": 0.4, "spread": 0.1}}
+    (tmp_path / "room" / "crossval.json").write_text(json.dumps(cv))
+    assert kfold_table(tmp_path).splitlines()[2:] == ["| `room` | 2 | 55.0% ± 5.0% | 40.0% ± 10.0% |"]
