@@ -4,7 +4,8 @@ cross-validation over train + valid, a signal that can rank recipes where valid 
 Folds are genre-balanced and made of contiguous ids within each genre: GTZAN keeps an artist's clips together, so a
 fold holds whole artists, much as the artist-filtered split does. Each fold trains the recipe on the others, with the
 held-out fold as its valid (it picks the probe's weight decay and the kept epoch, as valid does; no refit), and is
-scored clean and through random simulated rooms (`train.evaluate --rooms`). Prints and saves
+scored clean, through random simulated rooms (`train.evaluate --rooms`) and through the room grid's key cell
+(`train.evaluate --cell 0.8 3 10 phone`). Prints and saves
 ``OUT/crossval.json``: each fold's balanced accuracy, their mean and spread; and ``OUT/predictions.json``: every clip's
 label and probabilities while held out, for ``python -m train.calibrate``. A fold finished once is read back from
 ``OUT/foldN/held_out.json`` when the same command runs again, so a stopped run goes on where it stopped.
@@ -24,7 +25,7 @@ from genre_model.inference import GenreClassifier
 from .calibrate import save_predictions
 from .cli import parse_args, run
 from .data import Clip, scan_dataset, split_clips
-from .evaluate import evaluate
+from .evaluate import KEY_CELL, cell_name, evaluate, evaluate_grid
 
 
 def folds(clips: list[Clip], k: int) -> list[list[Clip]]:
@@ -49,27 +50,41 @@ def summary(scores: list[float]) -> dict:
     return {"folds": scores, "mean": statistics.mean(scores), "spread": statistics.pstdev(scores)}
 
 
+KEY = cell_name(*KEY_CELL)
+CONDITIONS = ("clean", "rooms", KEY)  # how each held-out fold is heard: as recorded, random rooms, the key cell
+
+
+def score(classifier: GenreClassifier, clips: list[Clip], condition: str) -> tuple[float, dict]:
+    """Balanced accuracy of ``clips`` heard in ``condition`` (one of `CONDITIONS`), and the predictions."""
+    if condition == KEY:
+        result = evaluate_grid(classifier, clips, [KEY_CELL])[KEY]
+        return result["balanced_accuracy"], result["predictions"]
+    scores, _, predictions = evaluate(classifier, clips, rooms=condition == "rooms")
+    return scores["balanced_accuracy"], predictions
+
+
 def held_out_scores(cfg, recipe: list[str], out: Path, split_dir: Path, held_out: list[Clip]) -> dict:
-    """The fold trained on ``split_dir``'s train and scored on ``held_out``, or read back from ``out/held_out.json``
-    where an earlier run of the same command finished it: a recipe of hours a fold can run over several sittings."""
+    """The fold trained on ``split_dir``'s train and scored on ``held_out`` in every condition. Kept in
+    ``out/held_out.json``: a later run of the same command reads a finished fold back (a recipe of hours a fold can
+    run over several sittings) and scores only the conditions it lacks."""
     saved = out / "held_out.json"
-    if saved.exists():
-        scored = json.loads(saved.read_text())
-        if scored["command"] != recipe:
-            raise SystemExit(
-                f"{out} holds a fold of another command ({' '.join(scored['command'])}): use another --out"
-            )
+    scored = json.loads(saved.read_text()) if saved.exists() else None
+    if scored and scored["command"] != recipe:
+        other = " ".join(scored["command"])
+        raise SystemExit(f"{out} holds a fold of another command ({other}): give another --out")
+    if scored is None:
+        fold_cfg = replace(cfg, out=str(out), split_dir=str(split_dir))
+        if hasattr(fold_cfg, "refit_on_valid"):
+            fold_cfg = replace(fold_cfg, refit_on_valid=False)  # the held-out fold must stay held out
+        run(fold_cfg)
+        scored = {"command": recipe, "predictions": {}}
+    missing = [c for c in CONDITIONS if c not in scored]
+    if not missing:
         print(f"{out.name}: read back from {saved}")
         return scored
-    fold_cfg = replace(cfg, out=str(out), split_dir=str(split_dir))
-    if hasattr(fold_cfg, "refit_on_valid"):
-        fold_cfg = replace(fold_cfg, refit_on_valid=False)  # the held-out fold must stay held out
-    run(fold_cfg)
     classifier = GenreClassifier.from_pretrained(out, device=cfg.device)
-    scored = {"command": recipe, "predictions": {}}
-    for name in ("clean", "rooms"):
-        fold_scores, _, scored["predictions"][name] = evaluate(classifier, held_out, rooms=name == "rooms")
-        scored[name] = fold_scores["balanced_accuracy"]
+    for condition in missing:
+        scored[condition], scored["predictions"][condition] = score(classifier, held_out, condition)
     saved.write_text(json.dumps(scored, default=float))
     return scored
 
@@ -84,26 +99,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--folds needs at least 2")
     splits, _ = split_clips(scan_dataset(cfg.data), cfg.split_dir, cfg.seed)
     parts = folds(splits["train"] + splits["valid"], args.folds)
-    clean, rooms = [], []
-    held_out_predictions = {f"k-fold, {name}": {"labels": [], "probabilities": []} for name in ("clean", "rooms")}
+    by_fold = {c: [] for c in CONDITIONS}
+    held_out_predictions = {f"k-fold, {c}": {"labels": [], "probabilities": []} for c in CONDITIONS}
     with tempfile.TemporaryDirectory() as lists:
         for i, held_out in enumerate(parts):
             rest = [c for j, part in enumerate(parts) if j != i for c in part]
             split_dir = write_split(Path(lists) / f"fold{i}", rest, held_out)
-            out = Path(args.out) / f"fold{i}"
-            scored = held_out_scores(cfg, recipe, out, split_dir, held_out)
-            clean.append(scored["clean"])
-            rooms.append(scored["rooms"])
-            for name in ("clean", "rooms"):
-                for key, values in scored["predictions"][name].items():
-                    held_out_predictions[f"k-fold, {name}"][key] += values
-            print(f"fold {i}: clean {clean[-1]:.1%}, random simulated rooms {rooms[-1]:.1%}")
-    classifier = GenreClassifier.from_pretrained(out, device=cfg.device)
-    result = {"command": recipe, "folds": args.folds, "clean": summary(clean), "rooms": summary(rooms)}
+            scored = held_out_scores(cfg, recipe, Path(args.out) / f"fold{i}", split_dir, held_out)
+            for c in CONDITIONS:
+                by_fold[c].append(scored[c])
+                for key, values in scored["predictions"][c].items():
+                    held_out_predictions[f"k-fold, {c}"][key] += values
+            print(f"fold {i}: " + ", ".join(f"{c} {scored[c]:.1%}" for c in CONDITIONS))
+    result = {"command": recipe, "folds": args.folds, **{c: summary(by_fold[c]) for c in CONDITIONS}}
     Path(args.out, "crossval.json").write_text(json.dumps(result, indent=1))
+    classifier = GenreClassifier.from_pretrained(Path(args.out) / "fold0", device=cfg.device)
     save_predictions(Path(args.out, "predictions.json"), classifier, held_out_predictions)
-    for name in ("clean", "rooms"):
-        print(f"{name}: {result[name]['mean']:.1%} ± {result[name]['spread']:.1%} over {args.folds} folds")
+    for c in CONDITIONS:
+        print(f"{c}: {result[c]['mean']:.1%} ± {result[c]['spread']:.1%} over {args.folds} folds")
     return 0
 
 

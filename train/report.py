@@ -13,6 +13,9 @@ from safetensors import safe_open
 
 from genre_model.registry import architecture
 
+from .evaluate import KEY_CELL, cell_name
+
+KEY = cell_name(*KEY_CELL)
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -45,9 +48,8 @@ def results_table(weights: Path) -> str:
 
 def robustness_table(weights: Path) -> str:
     """Valid balanced accuracy, clean and through simulated rooms (``train.evaluate --rooms`` and ``--grid``)."""
-    key = "RT60 0.8 s, 3 m, 10 dB, phone"
     rows = [
-        f"| model | clean | random simulated rooms | grid: mean of 36 cells | grid: {key} |",
+        f"| model | clean | random simulated rooms | grid: mean of 36 cells | grid: {KEY} |",
         "|---|---|---|---|---|",
     ]
 
@@ -62,7 +64,7 @@ def robustness_table(weights: Path) -> str:
             clean["balanced_accuracy"] if clean else None,
             random["balanced_accuracy"],
             float(np.mean(cells)) if cells else None,
-            grid.get(key, {}).get("balanced_accuracy"),
+            grid.get(KEY, {}).get("balanced_accuracy"),
         ]
         rows.append(f"| `{model_dir.name}` | " + " | ".join("-" if v is None else f"{v:.1%}" for v in values) + " |")
     return "\n".join(rows)
@@ -71,10 +73,11 @@ def robustness_table(weights: Path) -> str:
 def kfold_table(weights: Path) -> str:
     """Each model's recipe by k-fold (``weights/MODEL/crossval.json``, as ``python -m train.crossval`` writes it):
     balanced accuracy on the held-out folds, mean and spread over folds."""
-    rows = ["| model | folds | clean | random simulated rooms |", "|---|---|---|---|"]
+    conditions = ("clean", "rooms", KEY)
+    rows = [f"| model | folds | clean | random simulated rooms | {KEY} |", "|---|---|---|---|---|"]
     for file in sorted(weights.glob("*/crossval.json")):
         cv = json.loads(file.read_text())
-        cells = [f"{cv[name]['mean']:.1%} ± {cv[name]['spread']:.1%}" for name in ("clean", "rooms")]
+        cells = [f"{cv[c]['mean']:.1%} ± {cv[c]['spread']:.1%}" if c in cv else "-" for c in conditions]
         rows.append(f"| `{file.parent.name}` | {cv['folds']} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from train.crossval import folds, main
+from train.crossval import CONDITIONS, KEY, folds, main
 from train.data import Clip
 
 
@@ -28,19 +28,23 @@ def test_crossval_trains_each_fold_and_scores_it_clean_and_in_rooms(tiny_dataset
     flags = f"network --model ffnn --epochs 1 --batch-size 4 --device cpu --data {tiny_dataset} --cache-dir {tmp_path}"
     assert main(["--folds", "2", "--out", str(out), *flags.split()]) == 0
     result = json.loads((out / "crossval.json").read_text())
-    assert len(result["clean"]["folds"]) == len(result["rooms"]["folds"]) == 2
-    assert all(0 <= v <= 1 for v in result["clean"]["folds"] + result["rooms"]["folds"])
+    assert [len(result[c]["folds"]) for c in CONDITIONS] == [2, 2, 2]
+    assert all(0 <= v <= 1 for c in CONDITIONS for v in result[c]["folds"])
     counts = [json.loads((out / f"fold{i}" / "metrics.json").read_text())["clips"] for i in range(2)]
     assert [sum(c["valid"].values()) for c in counts] == [9, 12]  # 7 train + valid clips per genre: 3 and 4
     assert all(sum(c["train"].values()) + sum(c["valid"].values()) == 21 for c in counts)
     # every clip's held-out prediction, clean and in a room, from which the confidence rule is measured
     saved = json.loads((out / "predictions.json").read_text())
-    assert set(saved["sets"]) == {"k-fold, clean", "k-fold, rooms"}
+    assert set(saved["sets"]) == {"k-fold, clean", "k-fold, rooms", "k-fold, RT60 0.8 s, 3 m, 10 dB, phone"}
     for s in saved["sets"].values():
         assert len(s["labels"]) == len(s["probabilities"]) == 21 and sorted(set(s["labels"])) == [0, 1, 2]
         assert all(abs(sum(row) - 1) < 1e-3 for row in s["probabilities"])
-    # run again: the finished folds are read back, not trained again, and give the same result
+    # run again: the finished folds are read back, not trained again, and give the same result; a condition a fold
+    # lacks (an older run's) is scored from its saved model
     (out / "crossval.json").unlink()
+    fold1 = json.loads((out / "fold1" / "held_out.json").read_text())
+    del fold1[KEY], fold1["predictions"][KEY]
+    (out / "fold1" / "held_out.json").write_text(json.dumps(fold1))
     monkeypatch.setattr("train.crossval.run", lambda cfg: pytest.fail(f"trained {cfg.out} again"))
     assert main(["--folds", "2", "--out", str(out), *flags.split()]) == 0
     assert json.loads((out / "crossval.json").read_text()) == result
@@ -81,4 +85,4 @@ def test_the_report_shows_each_models_kfold_result(tmp_path):
     scores = {"folds": [0.5, 0.6], "mean": 0.55, "spread": 0.05}
     cv = {"command": ["pretrained"], "folds": 2, "clean": scores, "rooms": {**scores, "mean": 0.4, "spread": 0.1}}
     (tmp_path / "room" / "crossval.json").write_text(json.dumps(cv))
-    assert kfold_table(tmp_path).splitlines()[2:] == ["| `room` | 2 | 55.0% ± 5.0% | 40.0% ± 10.0% |"]
+    assert kfold_table(tmp_path).splitlines()[2:] == ["| `room` | 2 | 55.0% ± 5.0% | 40.0% ± 10.0% | - |"]
