@@ -21,7 +21,8 @@ BANDS = (
     ("high", 2000.0, float("inf"), "cymbals, hi-hats, brightness"),
 )
 SEGMENTS_MAX = 12  # a long clip gets longer segments, not more regions
-SEGMENT_S = 3.0  # the shortest segment
+SEGMENT_S = 3.0  # the shortest segment, unless the model's windows hop by at most WINDOW_GRID_MAX_S: then their hop
+WINDOW_GRID_MAX_S = 4.0
 _BATCH = 16
 
 
@@ -42,11 +43,12 @@ class Region:
         return f"the {name} band ({hz}: {what}) at {self.start_s:.0f}-{self.end_s:.0f} s"
 
 
-def segments(duration_s: float) -> list[tuple[float, float]]:
-    """The clip's time segments: `SEGMENT_S` long, or longer so there are at most `SEGMENTS_MAX`."""
-    n = max(1, min(SEGMENTS_MAX, int(duration_s // SEGMENT_S)))
-    edges = np.linspace(0.0, duration_s, n + 1)
-    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+def segments(duration_s: float, step_s: float = SEGMENT_S) -> list[tuple[float, float]]:
+    """The clip's time segments: from 0 every ``step_s`` (the remainder joins the last), or, where that would make
+    more than `SEGMENTS_MAX`, that many equal ones."""
+    n = max(1, int(duration_s // step_s))
+    edges = np.linspace(0.0, duration_s, SEGMENTS_MAX + 1) if n > SEGMENTS_MAX else [*np.arange(n) * step_s, duration_s]
+    return [(float(a), float(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
 def occlude(
@@ -64,10 +66,14 @@ def occlude(
     config = model.config
     hop_s = config.hop_length / config.sample_rate
     frame_s = np.asarray(starts_s)[:, None] + np.arange(logmel.shape[2])[None] * hop_s  # (windows, frames)
+    # a window's first and last frames sit on its edges: nudged inwards, they belong to their own window's segment
+    frame_s += np.sign(np.asarray(starts_s)[:, None] + config.window_s / 2 - frame_s) * hop_s / 4
     mel_hz = model.to_logmel.mel_frequencies.cpu().numpy()
     floor = logmel.amin(dim=(1, 2), keepdim=True)  # silence, in this front end's units
     jobs, muted = [], []  # (region, window), the muted window
-    regions = [(a, b, band) for a, b in segments(duration_s) for band in BANDS]
+    # segments on the model's window grid where its windows are short: muting one then changes one window, not two
+    step_s = config.window_hop_s if config.window_hop_s <= WINDOW_GRID_MAX_S else SEGMENT_S
+    regions = [(a, b, band) for a, b in segments(duration_s, step_s) for band in BANDS]
     for r, (a, b, (_, low, high, _)) in enumerate(regions):
         rows = torch.from_numpy((mel_hz >= low) & (mel_hz < high)).to(logmel.device)
         for w in np.flatnonzero(((frame_s >= a) & (frame_s < b)).any(axis=1)):
