@@ -7,6 +7,7 @@ per muted window, batched.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,11 +45,13 @@ class Region:
 
 
 def segments(duration_s: float, step_s: float = SEGMENT_S) -> list[tuple[float, float]]:
-    """The clip's time segments: from 0 every ``step_s`` (the remainder joins the last), or, where that would make
-    more than `SEGMENTS_MAX`, that many equal ones."""
-    n = max(1, int(duration_s // step_s))
-    edges = np.linspace(0.0, duration_s, SEGMENTS_MAX + 1) if n > SEGMENTS_MAX else [*np.arange(n) * step_s, duration_s]
-    return [(float(a), float(b)) for a, b in zip(edges[:-1], edges[1:])]
+    """The clip's time segments: from 0 every ``step_s`` (the last one half to one and a half of it long); a long
+    clip's steps are a multiple of ``step_s``, so there are at most `SEGMENTS_MAX`."""
+    n = max(1, round(duration_s / step_s))
+    if n > SEGMENTS_MAX:
+        return segments(duration_s, step_s * math.ceil(n / SEGMENTS_MAX))
+    edges = [*(i * step_s for i in range(n)), duration_s]
+    return list(zip(edges[:-1], edges[1:]))
 
 
 def occlude(

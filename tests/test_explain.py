@@ -87,3 +87,17 @@ def test_explain_any_genre_and_reject_unknown(classifier):
     assert e.window_evidence.shape == e.window_logmels.shape and len(e.window_evidence) == 3
     with pytest.raises(ValueError, match="Unknown genre"):
         explain(classifier, (SR, noise(2.0)), genre="polka")
+
+
+def test_region_segments_follow_the_window_grid_and_stay_few():
+    from genre_model.occlusion import SEGMENTS_MAX, segments
+
+    hop = 2.976  # musicnn's windows: a segment on their grid is one window to classify again, not two
+    assert [a for a, _ in segments(30.0, hop)] == pytest.approx([i * hop for i in range(10)])
+    assert segments(30.0, hop)[-1] == pytest.approx((9 * hop, 30.0))  # the remainder joins the last
+    assert segments(20.0, hop)[-1] == pytest.approx((6 * hop, 20.0))  # or is one of its own, from half a step
+    for seconds in (1.0, 7.0, 37.5, 40.0, 300.0):
+        parts = segments(seconds, hop)
+        assert parts[0][0] == 0 and parts[-1][1] == seconds and len(parts) <= SEGMENTS_MAX
+        assert all(b == c for (_, b), (c, _) in zip(parts, parts[1:]))  # contiguous
+        assert all(a / hop == pytest.approx(round(a / hop)) for a, _ in parts)  # every edge on the grid
