@@ -76,9 +76,7 @@ def frequency_ticks(mel_hz: np.ndarray) -> tuple[list[float], list[str]]:
     return vals, text
 
 
-def spectrogram_figure(
-    loudness_db: np.ndarray, frame_times_s: np.ndarray, mel_hz: np.ndarray, title: str = ""
-) -> go.Figure:
+def spectrogram_figure(loudness_db: np.ndarray, frame_times_s: np.ndarray, mel_hz: np.ndarray) -> go.Figure:
     """The mel spectrogram the network received (its loudness in dB), mel bands on a frequency axis."""
     loudness_db, frame_times_s = _pool_time(loudness_db, frame_times_s)
     tickvals, ticktext = frequency_ticks(mel_hz)
@@ -93,7 +91,7 @@ def spectrogram_figure(
             hovertemplate="%{x:.2f} s, %{customdata:.0f} Hz: %{z:.0f} dB<extra></extra>",
         )
     )
-    fig.update_layout(title=title, height=320, **_LAYOUT)
+    fig.update_layout(height=280, **_LAYOUT)
     fig.update_xaxes(title="time (s)")
     fig.update_yaxes(title="frequency", tickvals=tickvals, ticktext=ticktext)
     return fig
@@ -142,7 +140,7 @@ def explanation_figure(
     return fig
 
 
-def probability_figure(probabilities: dict[str, float], title: str = "") -> go.Figure:
+def probability_figure(probabilities: dict[str, float]) -> go.Figure:
     """Horizontal bars in percent, the genres in the model's order from top to bottom (the same rows in every
     chart and every model, so they can be compared at a glance)."""
     genres = list(probabilities)[::-1]  # plotly draws the first bar at the bottom
@@ -158,12 +156,12 @@ def probability_figure(probabilities: dict[str, float], title: str = "") -> go.F
             cliponaxis=False,
         )
     )
-    fig.update_layout(title=title, height=340, **_LAYOUT)
+    fig.update_layout(height=300, **_LAYOUT)
     fig.update_xaxes(title="probability (%)", range=[0, 110])
     return fig
 
 
-def timeline_figure(segments: list[Segment], genres: list[str], title: str = "", colored: int = 3) -> go.Figure:
+def timeline_figure(segments: list[Segment], genres: list[str], colored: int = 3) -> go.Figure:
     """Stacked probabilities per window: how the decision moves through the clip. The ``colored`` genres most
     likely overall get their colours, the rest share one grey band; the legend lists them in stack order."""
     t = [(s.start_s + s.end_s) / 2 for s in segments]
@@ -179,9 +177,7 @@ def timeline_figure(segments: list[Segment], genres: list[str], title: str = "",
         ]
     )
     # legend under the axis title, in the order the bands are stacked (the first at the bottom)
-    fig.update_layout(
-        title=title, height=340, legend=dict(orientation="h", yanchor="top", y=-0.3, traceorder="normal"), **_LAYOUT
-    )
+    fig.update_layout(height=300, legend=dict(orientation="h", yanchor="top", y=-0.3, traceorder="normal"), **_LAYOUT)
     fig.update_xaxes(title="time (s)")
     fig.update_yaxes(title="%", range=[0, 100])
     return fig
