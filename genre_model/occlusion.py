@@ -22,8 +22,8 @@ BANDS = (
     ("high", 2000.0, float("inf"), "cymbals, hi-hats, brightness"),
 )
 SEGMENTS_MAX = 12  # a long clip gets longer segments, not more regions
-SEGMENT_S = 3.0  # the shortest segment, unless the model's windows hop by at most WINDOW_GRID_MAX_S: then their hop
-WINDOW_GRID_MAX_S = 4.0
+SEGMENT_S = 3.0  # the shortest segment, for models whose windows hop by more than WINDOW_GRID_MAX_S
+WINDOW_GRID_MAX_S = 4.0  # models whose windows hop by at most this get segments on their window grid
 _BATCH = 16
 
 

@@ -25,7 +25,9 @@ from genre_model.inference import GenreClassifier
 from .calibrate import save_predictions
 from .cli import parse_args, run
 from .data import Clip, scan_dataset, split_clips
-from .evaluate import KEY_CELL, cell_name, evaluate, evaluate_grid
+from .evaluate import KEY, KEY_CELL, evaluate, evaluate_grid
+
+CONDITIONS = ("clean", "rooms", KEY)  # how each held-out fold is heard: as recorded, random rooms, the key cell
 
 
 def folds(clips: list[Clip], k: int) -> list[list[Clip]]:
@@ -48,10 +50,6 @@ def write_split(folder: Path, train: list[Clip], valid: list[Clip]) -> Path:
 
 def summary(scores: list[float]) -> dict:
     return {"folds": scores, "mean": statistics.mean(scores), "spread": statistics.pstdev(scores)}
-
-
-KEY = cell_name(*KEY_CELL)
-CONDITIONS = ("clean", "rooms", KEY)  # how each held-out fold is heard: as recorded, random rooms, the key cell
 
 
 def score(classifier: GenreClassifier, clips: list[Clip], condition: str) -> tuple[float, dict]:

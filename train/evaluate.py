@@ -60,6 +60,9 @@ def cell_name(rt60_s: float, distance_m: float, snr_db: float, device: str) -> s
     return f"RT60 {rt60_s:g} s, {distance_m:g} m, {snr_db:g} dB, {device}"
 
 
+KEY = cell_name(*KEY_CELL)
+
+
 def _decoded(classifier: GenreClassifier, clips) -> tuple[list, np.ndarray]:
     waves, labels = [], []
     for clip in tqdm(clips, desc="decoding", unit="clip", file=sys.stderr):
@@ -181,8 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--effects",
         action="store_true",
-        help=f"take one cell (--cell; default: {cell_name(*KEY_CELL)}) apart: each of "
-        f"{', '.join(EFFECTS)} alone and all but each",
+        help=f"take one cell (--cell; default: {KEY}) apart: each of {', '.join(EFFECTS)} alone and all but each",
     )
     parser.add_argument(
         "--predictions",

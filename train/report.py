@@ -13,9 +13,9 @@ from safetensors import safe_open
 
 from genre_model.registry import architecture
 
-from .evaluate import KEY_CELL, cell_name
+from .crossval import CONDITIONS
+from .evaluate import KEY
 
-KEY = cell_name(*KEY_CELL)
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -73,11 +73,10 @@ def robustness_table(weights: Path) -> str:
 def kfold_table(weights: Path) -> str:
     """Each model's recipe by k-fold (``weights/MODEL/crossval.json``, as ``python -m train.crossval`` writes it):
     balanced accuracy on the held-out folds, mean and spread over folds."""
-    conditions = ("clean", "rooms", KEY)
     rows = [f"| model | folds | clean | random simulated rooms | {KEY} |", "|---|---|---|---|---|"]
     for file in sorted(weights.glob("*/crossval.json")):
         cv = json.loads(file.read_text())
-        cells = [f"{cv[c]['mean']:.1%} ± {cv[c]['spread']:.1%}" if c in cv else "-" for c in conditions]
+        cells = [f"{cv[c]['mean']:.1%} ± {cv[c]['spread']:.1%}" if c in cv else "-" for c in CONDITIONS]
         rows.append(f"| `{file.parent.name}` | {cv['folds']} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
