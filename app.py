@@ -50,7 +50,8 @@ REVEAL_JS = """() => {
   requestAnimationFrame(resize);
 }"""
 # Presenter: the page's text grows by CSS (static/app.css); charts are laid out again with 18 px text, so their margins
-# grow with it, now and whenever a chart is drawn later (a new clip, another view)
+# grow with it, now and whenever a chart is drawn later (a new clip, another view); a new height would turn Plotly's
+# autosize off and fix the width a hidden chart has, so autosize stays on
 PRESENTER_JS = """(on) => {
   document.body.classList.toggle('presenter', on);
   const fit = () => document.querySelectorAll('.js-plotly-plot').forEach((plot) => {
@@ -58,7 +59,7 @@ PRESENTER_JS = """(on) => {
     if (!plot._fullLayout || plot._fullLayout.font.size === (big ? 18 : 12)) return;
     plot.dataset.height ??= plot._fullLayout.height;  // taller too, so every genre's label still fits
     Plotly.relayout(plot, {
-      'font.size': big ? 18 : 12, height: plot.dataset.height * (big ? 1.5 : 1),
+      'font.size': big ? 18 : 12, height: plot.dataset.height * (big ? 1.5 : 1), autosize: true,
       'xaxis.automargin': true, 'yaxis.automargin': true,
     });
   });
