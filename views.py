@@ -136,9 +136,11 @@ def explain_view(models: AppModels) -> tuple[list, gr.Button, list]:
         button = gr.Button("Explain", variant="primary")
     note = gr.Markdown(elem_id="explain-summary")
     plot = gr.Plot(label="The regions (boxed) and the evidence map over the spectrogram", elem_id="explain-plot")
-    with gr.Row():
-        table = gr.Markdown(elem_id="explain-table")
-        play = gr.Audio(label="Listen to region 1", interactive=False, elem_id="explain-play")
+    with gr.Row():  # side by side where both fit, the player under the table on a phone
+        with gr.Column(scale=3, min_width=320):
+            table = gr.Markdown(elem_id="explain-table")
+        with gr.Column(scale=2, min_width=260):
+            play = gr.Audio(label="Listen to region 1", interactive=False, elem_id="explain-play")
     gr.Markdown(
         "Each region (a few seconds x the low, middle or high band) was muted in turn and the clip classified again: "
         "the boxes are those that cost the genre most. On the map, red marks the sounds (time and pitch) that pushed "

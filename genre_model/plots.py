@@ -135,7 +135,13 @@ def explanation_figure(
             y0=rows[0] - 0.5,
             y1=rows[-1] + 0.5,
             line=dict(color="#111", width=3),
-            label=dict(text=str(rank), font=dict(size=28, color="#111"), textposition="top left"),
+            # a box too low for its number (the low band) has it above, where it is not cut off
+            label=dict(
+                text=str(rank),
+                font=dict(size=28, color="#111"),
+                textposition="top left",
+                yanchor="bottom" if len(rows) < len(mel_hz) / 5 else "top",
+            ),
         )
     return fig
 
@@ -178,7 +184,7 @@ def timeline_figure(segments: list[Segment], genres: list[str], colored: int = 3
     )
     # legend under the axis title, in the order the bands are stacked (the first at the bottom)
     fig.update_layout(height=300, legend=dict(orientation="h", yanchor="top", y=-0.3, traceorder="normal"), **_LAYOUT)
-    fig.update_xaxes(title="time (s)")
+    fig.update_xaxes(title="time (s)", range=[0, segments[-1].end_s])  # the clip's time, as the other charts
     fig.update_yaxes(title="%", range=[0, 100])
     return fig
 

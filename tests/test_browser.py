@@ -70,6 +70,7 @@ def test_browser_whole_flow_one_clip_for_every_view(server, write_audio, tmp_pat
         page.get_by_role("tab", name="Explain").click()  # runs for the clip on its own
         page.wait_for_selector("text=Muted one at a time", timeout=60_000)
         assert 6 < max(region_ends(page)) <= 20  # the 20 s clip's regions
+        assert page.locator("#explain-table").bounding_box()["width"] >= 300  # on a phone too: the player goes under
         assert in_view(page, "#explain-summary") or not projector
 
         page.locator("#clip button[aria-label='Clear']").click()

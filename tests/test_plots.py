@@ -2,6 +2,7 @@ import numpy as np
 
 from genre_model.plots import (
     confusion_figure,
+    explanation_figure,
     frequency_ticks,
     prediction_figures,
     probability_figure,
@@ -20,6 +21,7 @@ def test_prediction_figures(classifier):
     assert heat.z.shape == p.logmel.shape and figs["spectrogram"].layout.yaxis.title.text == "frequency"
     assert figs["spectrogram"].layout.yaxis.ticktext[-1] == "8 kHz"  # round frequencies, not band numbers
     assert len(figs["timeline"].data) == 4  # the top three genres and the rest
+    assert tuple(figs["timeline"].layout.xaxis.range) == (0, 10.0)  # the clip's time, as the waveform's
 
 
 def test_frequency_ticks_are_round_and_spread():
@@ -41,3 +43,12 @@ def test_probability_and_confusion_figures():
     assert list(fig.data[0].y) == ["rock", "jazz"]  # the model's order, top to bottom
     conf = confusion_figure([[2, 1], [0, 3]], ["a", "b"])
     assert np.array_equal(conf.data[0].z, [[2, 1], [0, 3]])
+
+
+def test_region_numbers_sit_inside_tall_boxes_and_above_low_ones():
+    mel_hz = np.linspace(0, 8000, 96)
+    db, evidence, times = np.zeros((96, 50)), np.zeros((96, 50)), np.linspace(0, 5, 50)
+    fig = explanation_figure(db, evidence, times, mel_hz, 1.0, [(0, 3, 250, 2000), (3, 5, 0, 250)])
+    middle, low = fig.layout.shapes
+    assert (middle.label.text, middle.label.yanchor) == ("1", "top")
+    assert (low.label.text, low.label.yanchor) == ("2", "bottom")  # a few bands high: its number above, not cut off
