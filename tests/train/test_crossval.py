@@ -23,7 +23,7 @@ def test_folds_are_contiguous_runs_of_each_genre_and_hold_every_clip_out_once():
 
 
 @pytest.mark.slow
-def test_crossval_trains_each_fold_and_scores_it_clean_and_in_rooms(tiny_dataset, tmp_path, monkeypatch):
+def test_crossval_trains_each_fold_scores_it_in_each_condition_and_resumes(tiny_dataset, tmp_path, monkeypatch):
     out = tmp_path / "cv"
     flags = f"network --model ffnn --epochs 1 --batch-size 4 --device cpu --data {tiny_dataset} --cache-dir {tmp_path}"
     assert main(["--folds", "2", "--out", str(out), *flags.split()]) == 0
