@@ -103,7 +103,7 @@ def build_demo(models: AppModels, examples: list[str] | None = None) -> gr.Block
     with gr.Blocks(title="Music genre classifier") as demo:
         with gr.Row(elem_id="top-bar"):
             gr.Markdown("# What genre is this?", elem_id="title")
-            presenter = gr.Checkbox(label="Presenter: large text", elem_id="presenter", scale=0, min_width=200)
+            presenter = gr.Checkbox(label="Presenter: large text", elem_id="presenter", scale=0, min_width=260)
             guess = gr.Checkbox(label="Guess first", elem_id="guess-first", scale=0, min_width=160)
             reveal = gr.Button("Reveal the answer", elem_id="reveal", variant="primary", scale=0, min_width=200)
         # the clip picker beside the views that use it, so each view's answer is on screen without scrolling;
