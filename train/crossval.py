@@ -55,7 +55,7 @@ def summary(scores: list[float]) -> dict:
 def score(classifier: GenreClassifier, clips: list[Clip], condition: str) -> tuple[float, dict]:
     """Balanced accuracy of ``clips`` heard in ``condition`` (one of `CONDITIONS`), and the predictions."""
     if condition == KEY:
-        result = evaluate_grid(classifier, clips, [KEY_CELL])[KEY]
+        result = evaluate_grid(classifier, clips, [KEY_CELL], clean=False)[KEY]  # clean is scored on its own
         return result["balanced_accuracy"], result["predictions"]
     scores, _, predictions = evaluate(classifier, clips, rooms=condition == "rooms")
     return scores["balanced_accuracy"], predictions

@@ -93,10 +93,11 @@ def _score(
     }
 
 
-def evaluate_grid(classifier: GenreClassifier, clips, cells: list[tuple]) -> dict[str, dict]:
-    """Balanced accuracy and accuracy, clean and in each cell of the room grid (rt60, distance, snr, device)."""
+def evaluate_grid(classifier: GenreClassifier, clips, cells: list[tuple], clean: bool = True) -> dict[str, dict]:
+    """Balanced accuracy and accuracy, clean (unless ``clean=False``) and in each cell of the room grid (rt60,
+    distance, snr, device)."""
     waves, labels = _decoded(classifier, clips)
-    results = {"clean": _score(classifier, waves, labels, None)}
+    results = {"clean": _score(classifier, waves, labels, None)} if clean else {}
     for cell in tqdm(cells, desc="room grid", unit="cell", file=sys.stderr):
         results[cell_name(*cell)] = _score(classifier, waves, labels, cell)
         tqdm.write(f"{cell_name(*cell)}: {results[cell_name(*cell)]['balanced_accuracy']:.1%}", file=sys.stderr)
